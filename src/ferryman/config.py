@@ -1,0 +1,378 @@
+"""The configuration: TOML → pydantic models, with errors that name the key path.
+
+The unions of sources, steps, connections and notifiers are built from the
+registries, so a new component needs no change here.  `load` returns a
+`LoadedConfig` or raises `ConfigError` listing every problem, each as
+``flows.people.steps[2].to: <what is wrong>; did you mean …``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from ferryman.connections import CONNECTIONS, ConnectionConfig
+from ferryman.errors import ConfigError
+from ferryman.model import Model
+from ferryman.notify import NOTIFIERS, NotifierConfig
+from ferryman.retry import RetryConfig
+from ferryman.secrets import Secret
+from ferryman.sources import SOURCES, SourceConfig
+from ferryman.steps import STEPS, StepConfig
+from ferryman.units import Duration
+
+ENV_VAR = "FERRYMAN_CONFIG"
+DEFAULT_FILE = "ferryman.toml"
+
+
+def _union(models: list[type[BaseModel]]) -> Any:
+    """A discriminated union on ``type`` of `models` (a single model stands alone)."""
+    if len(models) <= 1:
+        return models[0] if models else BaseModel
+    return Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007
+
+
+if TYPE_CHECKING:
+    AnySource = SourceConfig
+    AnyStep = StepConfig
+    AnyConnection = ConnectionConfig
+    AnyNotifier = NotifierConfig
+else:
+    AnySource = _union([cls.Config for cls in SOURCES.values()])
+    AnyStep = _union([cls.Config for cls in STEPS.values()])
+    AnyConnection = _union(list(CONNECTIONS.values()))
+    AnyNotifier = _union([cls.Config for cls in NOTIFIERS.values()])
+
+
+class LogConfig(Model):
+    """``[ferryman.log]``: log files split by level, rotated at midnight.
+
+    PIExporter's set-up is ``files = { debug = "Debug.log", info = "Daily.log",
+    warning = "Error.log", critical = "Break_down.log" }`` with ``keep = 366``.
+    """
+
+    dir: str = Field("logs", description="Folder for log files, relative to root.")
+    level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="Lowest level written to stderr."
+    )
+    files: dict[Literal["debug", "info", "warning", "error", "critical"], str] = Field(
+        default_factory=dict, description="Log file per lowest level, e.g. { info = \"Daily.log\" }."
+    )
+    rotate: Literal["midnight", "never"] = Field("midnight", description="When log files are rotated.")
+    keep: int = Field(30, ge=0, description="Rotated files kept per log file.")
+
+
+class FerrymanSettings(Model):
+    """``[ferryman]``: where state lives and how much runs at once."""
+
+    root: str = Field(".ferryman", description="Journal, work folders, logs and pid file (relative to the config).")
+    journal: str = Field("sqlite", description="'sqlite' (in root) or a postgresql:// URL.")
+    workers: int = Field(4, ge=1, le=256, description="Items processed at the same time, all flows together.")
+    grace: Duration = Field(30.0, description="On SIGTERM, how long running steps may take to finish.")
+    lease: Duration = Field(300.0, description="How long a claimed item belongs to this instance.")
+    log: LogConfig = Field(default_factory=LogConfig)  # type: ignore[arg-type]
+
+
+class FlowConfig(Model):
+    """``[flows.NAME]``: one source, ordered steps, policies."""
+
+    description: str | None = Field(None, description="What the flow is for.")
+    enabled: bool = Field(True, description="A disabled flow is validated but not run.")
+    source: AnySource = Field(description="Where items come from.")
+    steps: list[AnyStep] = Field(default_factory=list, description="What is done to each item, in order.")
+    retry: RetryConfig = Field(default_factory=RetryConfig, description="Retry policy.")  # type: ignore[arg-type]
+    timeout: Duration | None = Field(None, description="Default time limit of each step.")
+    stop_on_error: bool = Field(False, description="Pause the flow after a failed item, until `ferryman resume`.")
+    concurrency: int | None = Field(
+        None, ge=1, description="Items of this flow at once (1 keeps arrival order; default: workers)."
+    )
+    notify: list[str] = Field(default_factory=list, description="Notifiers told about failures.")
+    notify_window: Duration = Field(
+        60.0, description="Failures within this window after the first are grouped into one digest."
+    )
+
+
+class Config(Model):
+    """The whole configuration file."""
+
+    ferryman: FerrymanSettings = Field(default_factory=FerrymanSettings)  # type: ignore[arg-type]
+    connections: dict[str, AnyConnection] = Field(default_factory=dict)
+    notify: dict[str, AnyNotifier] = Field(default_factory=dict)
+    flows: dict[str, FlowConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        problems = list(_reference_problems(self))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+@dataclass
+class LoadedConfig:
+    """A validated config, the file it came from, and warnings ``check`` shows."""
+
+    config: Config
+    path: Path
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def root(self) -> Path:
+        root = Path(self.config.ferryman.root).expanduser()
+        return root if root.is_absolute() else (self.base_dir / root).resolve()
+
+
+def find_config(path: str | Path | None) -> Path:
+    """The config file: `path`, else ``$FERRYMAN_CONFIG``, else ``./ferryman.toml``."""
+    chosen = Path(path or os.environ.get(ENV_VAR) or DEFAULT_FILE).expanduser()
+    if not chosen.is_file():
+        how = "" if path or os.environ.get(ENV_VAR) else " (write one with `ferryman init`)"
+        raise ConfigError(f"{chosen}: no such config file{how}")
+    return chosen.resolve()
+
+
+def load(path: str | Path | None = None) -> LoadedConfig:
+    """Read and validate a config file; `ConfigError` lists every problem found."""
+    chosen = find_config(path)
+    try:
+        text = chosen.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{chosen}: cannot read: {exc}") from None
+    warnings: list[str] = []
+    if "[rattail.filemon]" in text:
+        from ferryman.compat.rattail import ini_to_raw  # type: ignore[import-not-found,unused-ignore]
+
+        raw, warnings = ini_to_raw(chosen)
+    else:
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
+    config = validate(raw)
+    return LoadedConfig(config, chosen, warnings + list(_warnings(config)))
+
+
+def validate(raw: dict[str, Any]) -> Config:
+    """Validate a raw config mapping; `ConfigError` lists every problem with its key path."""
+    problems = list(_type_problems(raw))
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        problems += [_describe(raw, err) for err in exc.errors() if err["type"] not in _TAG_ERRORS]
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+_TAG_ERRORS = {"union_tag_invalid", "union_tag_not_found"}
+_SECTIONS: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
+def _registries() -> dict[str, dict[str, Any]]:
+    return {
+        "source": dict(SOURCES), "step": dict(STEPS),
+        "connection": dict(CONNECTIONS), "notifier": dict(NOTIFIERS),
+    }
+
+
+def _components(raw: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """(key path, kind, raw value) of every typed component in a raw config."""
+    for name, conn in (raw.get("connections") or {}).items():
+        yield f"connections.{name}", "connection", conn
+    for name, notifier in (raw.get("notify") or {}).items():
+        yield f"notify.{name}", "notifier", notifier
+    for name, flow in (raw.get("flows") or {}).items():
+        if not isinstance(flow, dict):
+            continue
+        if "source" in flow:
+            yield f"flows.{name}.source", "source", flow["source"]
+        steps = flow.get("steps")
+        if isinstance(steps, list):
+            for index, step in enumerate(steps):
+                yield f"flows.{name}.steps[{index}]", "step", step
+
+
+def _type_problems(raw: dict[str, Any]) -> Iterator[str]:
+    registries = _registries()
+    for path, kind, value in _components(raw):
+        if not isinstance(value, dict):
+            continue
+        known = sorted(registries[kind])
+        kind_type = value.get("type")
+        if kind_type is None:
+            yield f"{path}: missing 'type'; {kind} types are: {', '.join(known)}"
+        elif kind_type not in registries[kind]:
+            yield f"{path}.type: unknown {kind} type {kind_type!r}{_did_you_mean(str(kind_type), known)}; " \
+                  f"{kind} types are: {', '.join(known)}"
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _describe(raw: dict[str, Any], err: Any) -> str:
+    """One line for one pydantic error: the TOML key path, what is wrong, a suggestion."""
+    path, model = _walk(raw, tuple(err["loc"]))
+    message = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if err["type"] == "extra_forbidden":
+        valid = sorted(model.model_fields) if model is not None else []
+        valid = [model.model_fields[k].alias or k for k in valid] if model is not None else []
+        key = path.rsplit(".", 1)[-1]
+        return f"{path}: unknown key{_did_you_mean(key, valid)}" + (
+            f" (valid keys: {', '.join(valid)})" if valid and not _did_you_mean(key, valid) else ""
+        )
+    if err["type"] == "missing":
+        return f"{path}: required key is missing"
+    if not path:
+        return message
+    return f"{path}: {message}"
+
+
+def _walk(raw: Any, loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None]:
+    """The dotted key path for a pydantic `loc`, and the model that holds its last key."""
+    path = ""
+    node: Any = raw
+    annotation: Any = Config
+    parent_model: type[BaseModel] | None = Config
+    for part in loc:
+        # A discriminated union puts the tag in `loc`; it is not a key in the file.
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            annotation = _pick_tagged(annotation, str(part))
+            continue
+        if isinstance(part, int):
+            path += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            annotation = _inner(annotation, list)
+            continue
+        path += f".{part}" if path else str(part)
+        model = _as_model(annotation)
+        if model is not None:
+            parent_model = model
+            info = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+            annotation = info.annotation if info is not None else None
+        else:
+            annotation = _inner(annotation, dict)
+        node = node.get(part) if isinstance(node, dict) else None
+    return path, parent_model
+
+
+def _strip(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _as_model(annotation: Any) -> type[BaseModel] | None:
+    annotation = _strip(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        models = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(models) == 1:
+            return models[0]
+    return None
+
+
+def _inner(annotation: Any, container: type) -> Any:
+    annotation = _strip(annotation)
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = _strip(args[0]) if len(args) == 1 else annotation
+    if typing.get_origin(annotation) is container:
+        return typing.get_args(annotation)[-1]
+    return annotation
+
+
+def _pick_tagged(annotation: Any, tag: str) -> Any:
+    annotation = _strip(annotation)
+    for member in typing.get_args(annotation):
+        model = _as_model(member)
+        if model is not None:
+            field_info = model.model_fields.get("type")
+            if field_info is not None and tag in typing.get_args(field_info.annotation):
+                return model
+    return annotation
+
+
+def _reference_problems(config: Config) -> Iterator[str]:
+    """Names that must exist elsewhere in the file: notifiers, connections in URLs."""
+    from ferryman.transports import parse_location
+
+    for name, flow in config.flows.items():
+        for notifier in flow.notify:
+            if notifier not in config.notify:
+                yield f"flows.{name}.notify: no notifier {notifier!r}" + _did_you_mean(
+                    notifier, sorted(config.notify)
+                ) + f" (declare it under [notify.{notifier}])"
+        parts: list[tuple[str, BaseModel]] = [(f"flows.{name}.source", flow.source)]
+        parts += [(f"flows.{name}.steps[{i}]", step) for i, step in enumerate(flow.steps)]
+        for where, part in parts:
+            for key, value in part:
+                if isinstance(value, str) and "://" in value and "{" not in value.split("://")[0]:
+                    try:
+                        location = parse_location(value)
+                    except ValueError as exc:
+                        yield f"{where}.{key}: {exc}"
+                        continue
+                    if location.connection is not None:
+                        yield from _connection_problem(config, f"{where}.{key}", location.connection,
+                                                       location.scheme)
+                elif key == "connection" and isinstance(value, str):
+                    yield from _connection_problem(config, f"{where}.{key}", value, None)
+    for name, notifier in config.notify.items():
+        conn = getattr(notifier, "connection", None)
+        if isinstance(conn, str):
+            yield from _connection_problem(config, f"notify.{name}.connection", conn, None)
+
+
+def _connection_problem(config: Config, where: str, name: str, kind: str | None) -> Iterator[str]:
+    conn = config.connections.get(name)
+    if conn is None:
+        yield f"{where}: no connection {name!r}{_did_you_mean(name, sorted(config.connections))} " \
+              f"(declare it under [connections.{name}])"
+    elif kind is not None and conn.type != kind:
+        yield f"{where}: connection {name!r} is of type {conn.type!r}, not {kind!r}"
+
+
+def _warnings(config: Config) -> Iterator[str]:
+    """Things that work but are unsafe: literal secrets, TLS or host-key checks turned off."""
+    for path, model in _models(config, ""):
+        for key, value in model:
+            here = f"{path}.{key}" if path else key
+            if isinstance(value, Secret) and value.literal:
+                yield f"{here}: the secret is written in the config file; prefer {{ env = \"VAR\" }} or {{ file = \"…\" }}"
+            if key == "verify" and value is False:
+                yield f"{here}: TLS certificates are not checked; anyone on the path can read and change the traffic"
+            if key == "check_host_key" and value is False:
+                yield f"{here}: the SSH host key is not checked; anyone on the path can pose as the server"
+
+
+def _models(model: BaseModel, path: str) -> Iterator[tuple[str, BaseModel]]:
+    yield path, model
+    for key, value in model:
+        here = f"{path}.{key}" if path else key
+        if isinstance(value, BaseModel):
+            yield from _models(value, here)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, BaseModel):
+                    yield from _models(v, f"{here}.{k}")
+        elif isinstance(value, list | tuple):
+            for i, v in enumerate(value):
+                if isinstance(v, BaseModel):
+                    yield from _models(v, f"{here}[{i}]")

@@ -1,0 +1,119 @@
+"""The journal protocol: the durable record of every item and every step.
+
+The engine is the journal's only writer in a process.  Writes that only
+record progress (`start`, `step_done`, `step_failed`) may be queued and
+committed in groups; `admit`, `finish`, `retry`, `pause`, `resume` and
+`set_cursor` return only once what they wrote is durable, so a source
+disposes of an original only after its success is on disk (promise 1).
+
+A backend shared by several instances (PostgreSQL) claims items with
+``FOR UPDATE SKIP LOCKED`` under a lease (`owner`, `lease_until`): an item
+whose lease expired belongs to nobody and is resumed by whoever claims it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ferryman.item import Candidate, Item, State, StepRun
+
+
+class Journal(Protocol):
+    """What the engine, the sources and the command line need from a journal backend."""
+
+    def admit(self, flow: str, candidates: Sequence[Candidate]) -> list[Item]:
+        """Record new items for candidates whose key this flow has never seen; return them (pending).
+
+        Candidates whose (flow, key) is already journaled, in any state, are
+        left out: that is promise 2.  Durable on return.
+        """
+        ...
+
+    def known(self, flow: str, keys: Sequence[str]) -> set[str]:
+        """Which of `keys` this flow has journaled already (any state)."""
+        ...
+
+    def claim(self, item_id: str, owner: str, lease: float) -> Item | None:
+        """Mark a pending item running for `owner` until now + `lease` seconds and count an attempt.
+
+        Returns the item as journaled (files and meta as of its last finished
+        step), or None when another owner holds it or it is not pending.
+        """
+        ...
+
+    def step_done(self, run: StepRun, files: Sequence[str], meta: dict[str, str]) -> None:
+        """Record that step `run.index` finished; the item now carries `files` and `meta`.
+
+        May be committed later, in a group; a lost record only means the
+        (idempotent) step runs again after a crash.
+        """
+        ...
+
+    def step_failed(self, run: StepRun) -> None:
+        """Record a failed run of a step (grouped like `step_done`)."""
+        ...
+
+    def finish(self, item: Item) -> None:
+        """Write the item's new state (`done`, `failed`, `skipped`, or `pending` with
+        `next_attempt_at` for a retry), its error and attempts.  Durable on return."""
+        ...
+
+    def get(self, item_id: str) -> Item | None:
+        """One item by id or by a unique id prefix."""
+        ...
+
+    def steps(self, item_id: str) -> list[StepRun]:
+        """Every step run of an item, oldest first."""
+        ...
+
+    def unfinished(self, flows: Sequence[str]) -> list[Item]:
+        """Items of these flows that are pending or running (after a crash: to resume), oldest first."""
+        ...
+
+    def history(
+        self, flow: str | None = None, state: State | None = None, limit: int = 50
+    ) -> list[Item]:
+        """Items, newest first."""
+        ...
+
+    def find(self, flow: str, key: str) -> Item | None:
+        """The item of a flow with this source key."""
+        ...
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Number of items per flow and state."""
+        ...
+
+    def retry(self, item_ids: Sequence[str] = (), flow: str | None = None) -> list[str]:
+        """Put failed items (by id or prefix, or every failed item of `flow`) back to pending,
+        due now, attempts reset.  Returns the ids changed.  Durable on return."""
+        ...
+
+    def pause(self, flow: str, reason: str) -> None:
+        """Pause a flow (stop_on_error); it stays paused across restarts until `resume`."""
+        ...
+
+    def resume(self, flow: str) -> bool:
+        """Lift a pause; False when the flow was not paused."""
+        ...
+
+    def paused(self) -> dict[str, str]:
+        """Paused flows and why."""
+        ...
+
+    def get_cursor(self, flow: str, name: str) -> str | None:
+        """A source's saved position (an IMAP UIDVALIDITY/UID, a high-water id …)."""
+        ...
+
+    def set_cursor(self, flow: str, name: str, value: str) -> None:
+        """Save a source's position.  Durable on return."""
+        ...
+
+    def flush(self) -> None:
+        """Wait until every queued write is durable."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the journal."""
+        ...

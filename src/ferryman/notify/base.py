@@ -1,0 +1,47 @@
+"""What every notifier is: told once per failed item, and when a flow recovers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
+
+from ferryman.model import Model
+
+
+class NotifierConfig(Model):
+    type: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An item that gave up (no retry left); never carries secrets."""
+
+    flow: str
+    item_id: str
+    key: str
+    origin: str
+    step: str
+    error: str
+    attempts: int
+    at: float
+
+
+C = TypeVar("C", bound=NotifierConfig)
+
+
+class Notifier(ABC, Generic[C]):
+    """Where alerts go.  Grouping into digests is done by the caller, not by each notifier."""
+
+    Config: ClassVar[type[NotifierConfig]]
+
+    def __init__(self, name: str, config: C) -> None:
+        self.name = name
+        self.config = config
+
+    @abstractmethod
+    def failed(self, failures: list[Failure]) -> None:
+        """Tell about one failed item, or a digest of several."""
+
+    def recovered(self, flow: str) -> None:  # noqa: B027 - optional
+        """Tell that `flow` succeeds again after failures."""

@@ -1,0 +1,94 @@
+"""What every source is: it finds candidates, and disposes of originals after the journal."""
+
+from __future__ import annotations
+
+import re
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from typing import ClassVar, Generic, TypeVar
+
+from pydantic import Field, field_validator
+
+from ferryman.flow import FlowContext
+from ferryman.item import Candidate, Item, Outcome
+from ferryman.model import Model
+from ferryman.units import Duration
+
+Emit = Callable[[list[Candidate]], None]
+"""How a watching source hands ready candidates to the engine (in batches)."""
+
+
+class SourceConfig(Model):
+    """Keys every source takes besides its own."""
+
+    type: str
+    meta_from_name: str | None = Field(
+        None,
+        description="Regex whose named groups become meta keys, matched against the file name "
+        "(e.g. '(?P<to>.+)_(?P<db>[^_]+)\\.csv$'). A name that does not match is left alone.",
+    )
+    poll_interval: Duration = Field(60.0, description="How often to look for new items when polling.")
+
+    @field_validator("meta_from_name")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                pattern = re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regex: {exc}") from None
+            if not pattern.groupindex:
+                raise ValueError("the regex has no named groups like (?P<to>…)")
+        return value
+
+
+C = TypeVar("C", bound=SourceConfig)
+
+
+class Source(ABC, Generic[C]):
+    """A source of one flow.
+
+    ``scan`` returns every candidate ready now (used by ``run --once`` and by
+    the default ``watch`` loop).  The engine drops candidates whose key the
+    journal knows, so a source may offer the same candidate many times.
+    ``finalize`` runs only after the journal committed the item's outcome.
+    """
+
+    Config: ClassVar[type[SourceConfig]]
+
+    def __init__(self, config: C, flow: FlowContext) -> None:
+        self.config = config
+        self.flow = flow
+        self._name_pattern = re.compile(config.meta_from_name) if config.meta_from_name else None
+
+    @abstractmethod
+    def scan(self) -> Iterable[Candidate]:
+        """Every candidate that is ready now."""
+
+    def watch(self, emit: Emit, stop: threading.Event) -> None:
+        """Offer candidates until `stop` is set.  The default polls `scan` every `poll_interval`."""
+        while not stop.is_set():
+            found = list(self.scan())
+            if found:
+                emit(found)
+            stop.wait(self.config.poll_interval)
+
+    def finalize(self, item: Item, outcome: Outcome) -> None:  # noqa: B027 - optional hook
+        """Dispose of the original after the journal committed `outcome` (default: keep it)."""
+
+    def explain(self, path: str) -> str | None:
+        """Why `path` is or is not picked up by this source (None when it is not this source's)."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and watchers."""
+
+    def meta_from_name(self, name: str) -> dict[str, str] | None:
+        """Meta parsed from a name with `meta_from_name`: {} without a pattern, None when it does not match."""
+        if self._name_pattern is None:
+            return {}
+        match = self._name_pattern.search(name)
+        if match is None:
+            return None
+        return {k: v for k, v in match.groupdict().items() if v is not None}

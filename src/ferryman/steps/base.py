@@ -1,0 +1,98 @@
+"""What every step is: a config model and an idempotent ``run(item, ctx)``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import Field
+
+from ferryman import templates
+from ferryman.flow import FlowContext
+from ferryman.item import Item
+from ferryman.model import Model
+from ferryman.retry import RetryConfig
+from ferryman.units import Duration
+
+
+class StepConfig(Model):
+    """Keys every step takes besides its own."""
+
+    type: str
+    name: str | None = Field(None, description="A label for logs and `show` (default: the type).")
+    retry: RetryConfig | None = Field(None, description="Retry policy for this step (default: the flow's).")
+    timeout: Duration | None = Field(None, description="Fail the attempt (and maybe retry) past this time.")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.type
+
+
+@dataclass
+class StepContext:
+    """One attempt of one step on one item.
+
+    `work_dir` is a fresh, empty folder for this attempt's output inside the
+    item's work folder; files the step writes there may become the item's
+    files.  Steps never modify the files the item carries in place.
+    """
+
+    flow: FlowContext
+    item: Item
+    index: int
+    work_dir: Path
+    deadline: float | None = None
+    now: datetime = field(default_factory=datetime.now)
+
+    def values(self, path: Path | str | None = None, **extra: Any) -> dict[str, Any]:
+        """Template variables for one of the item's files (or for the item when `path` is None)."""
+        return templates.fields_for(
+            flow=self.flow.flow, item=self.item.id, meta=self.item.meta, path=path, now=self.now, **extra
+        )
+
+    def files(self, include: list[str] | None = None) -> Iterator[Path]:
+        """The item's files whose names match any of `include` (all when None)."""
+        from fnmatch import fnmatch
+
+        for path in self.item.files:
+            if include is None or any(fnmatch(path.name, pattern) for pattern in include):
+                yield path
+
+
+@dataclass
+class StepResult:
+    """What a step changed: new `files` (None keeps the current ones), `meta` to merge,
+    and `outputs` to journal (where files were delivered, counts …)."""
+
+    files: list[Path] | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+C = TypeVar("C", bound=StepConfig)
+
+
+class Step(ABC, Generic[C]):
+    """A step of a flow, built once per flow from its config.
+
+    ``run`` must be safe to call again on the same item after a crash: the
+    engine journals a step's completion after it returns, so a crash between
+    the two runs it twice.
+    """
+
+    Config: ClassVar[type[StepConfig]]
+
+    def __init__(self, config: C, flow: FlowContext) -> None:
+        self.config = config
+        self.flow = flow
+
+    @abstractmethod
+    def run(self, item: Item, ctx: StepContext) -> StepResult | None:
+        """Do the step for one item; raise `TransientError`/`PermanentError` on failure."""
+
+    def close(self) -> None:
+        """Release what the step holds (connections, instances); called when the flow stops."""

@@ -1,0 +1,113 @@
+"""Local folders (and mounted network shares)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ferryman.errors import PermanentError, TransientError
+from ferryman.transports.base import RemoteFile, Transport
+
+# Errors that may clear up by themselves: full disk or quota, busy or flaky (network) file systems.
+_TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ETIMEDOUT,
+              errno.ESTALE, errno.EINTR}
+
+
+@contextmanager
+def os_errors(action: str) -> Iterator[None]:
+    """Map `OSError` to `TransientError` (full disk, busy) or `PermanentError` (permissions, missing)."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename or ""
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.ENOSPC:
+            reason = "no space left on device (disk full)"
+        message = f"{action} {where}: {reason}".replace("  ", " ")
+        if exc.errno in _TRANSIENT:
+            raise TransientError(message) from exc
+        raise PermanentError(message) from exc
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in folder `path` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalTransport(Transport):
+    """Files on this machine.  `put` copies with the kernel (sendfile / copy_file_range) and fsyncs."""
+
+    def put(self, local: Path, path: str) -> None:
+        with os_errors("cannot write"), open(local, "rb") as src, open(path, "wb") as dst:
+            _kernel_copy(src.fileno(), dst.fileno())
+            dst.flush()
+            os.fsync(dst.fileno())
+
+    def get(self, path: str, local: Path) -> None:
+        self.put(Path(path), str(local))
+
+    def rename(self, src: str, dst: str) -> None:
+        with os_errors("cannot rename"):
+            os.replace(src, dst)
+            fsync_dir(Path(dst).parent)
+
+    def remove(self, path: str) -> None:
+        with os_errors("cannot delete"):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return
+
+    def stat(self, path: str) -> RemoteFile | None:
+        with os_errors("cannot stat"):
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return None
+        return RemoteFile(path, st.st_size, st.st_mtime)
+
+    def list(self, path: str, recursive: bool = False) -> Iterator[RemoteFile]:
+        with os_errors("cannot list"):
+            for entry in os.scandir(path):
+                if entry.is_dir(follow_symlinks=False):
+                    if recursive:
+                        yield from self.list(entry.path, recursive=True)
+                elif entry.is_file():
+                    st = entry.stat()
+                    yield RemoteFile(entry.path, st.st_size, st.st_mtime)
+
+    def makedirs(self, path: str) -> None:
+        with os_errors("cannot create folder"):
+            os.makedirs(path, exist_ok=True)
+
+    def checksum(self, path: str, algorithm: str = "sha256") -> str | None:
+        with os_errors("cannot read"), open(path, "rb") as f:
+            return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def _kernel_copy(in_fd: int, out_fd: int) -> None:
+    """Copy with copy_file_range (in-kernel, no user-space buffer), falling back to sendfile."""
+    size = os.fstat(in_fd).st_size
+    chunk = 64 * 1024 * 1024
+    try:
+        while True:
+            copied = os.copy_file_range(in_fd, out_fd, chunk)
+            if copied == 0:
+                break
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+        offset = os.lseek(in_fd, 0, os.SEEK_CUR)
+        while offset < size:
+            sent = os.sendfile(out_fd, in_fd, offset, chunk)
+            if sent == 0:
+                break
+            offset += sent
