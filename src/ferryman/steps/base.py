@@ -45,6 +45,8 @@ class StepContext:
     item: Item
     index: int
     work_dir: Path
+    attempt: int = 1
+    """1 on the step's first attempt for this item; more after failures or a crash."""
     deadline: float | None = None
     now: datetime = field(default_factory=datetime.now)
 

@@ -1,0 +1,176 @@
+"""``deliver``: copy each file to a folder, FTP, SFTP or S3 — never a partial file under the final name.
+
+The algorithm, written once for every transport:
+
+1. render the destination folder (``to``) and the file name (``name``);
+2. if the final name exists: a byte-identical file there is our own earlier
+   delivery (a crash between rename and journal), so nothing is done; else
+   ``if_exists`` decides (overwrite, skip, rename to ``name-1.ext``, fail);
+3. write ``<name><temp_suffix>`` (the same temporary name on every attempt,
+   so a resumed delivery replaces its own leftover), fsync where possible;
+4. verify the size (and the checksum where the transport can tell it cheaply);
+5. rename to the final name (replacing).
+
+Transports whose objects appear only when complete (S3) skip the temporary
+name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from ferryman import templates
+from ferryman.errors import PermanentError, TransientError
+from ferryman.item import Item
+from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
+from ferryman.transports import Location, Transport, parse_location
+
+
+class DeliverConfig(StepConfig):
+    """Copy the item's files to a destination."""
+
+    type: Literal["deliver"]
+    to: str = Field(
+        description="Destination folder: a local path (relative to the config file) or "
+        "ftp://CONN/path, sftp://CONN/path, s3://CONN/bucket/prefix. Templates allowed: "
+        "{meta.KEY}, {now:%Y-%m}, {flow} … (the result may not leave the part before the first '{')."
+    )
+    name: str = Field("{name}", description="File name template, e.g. '{stem}_{now:%Y%m%d}{suffix}'.")
+    if_exists: Literal["overwrite", "skip", "rename", "fail"] = Field(
+        "overwrite", description="What to do when a different file already has the final name."
+    )
+    temp_suffix: str = Field(".in_progress", description="Suffix of the temporary name written first.")
+    verify: Literal["size", "checksum"] = Field(
+        "size", description="Check the size after writing; 'checksum' also compares SHA-256 where "
+        "the transport can compute it (local folders)."
+    )
+    include: list[str] | None = Field(None, description="Only deliver files whose names match these globs.")
+
+    @field_validator("to")
+    @classmethod
+    def _valid_to(cls, value: str) -> str:
+        location = parse_location(value)
+        templates.check(location.path)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        templates.check(value)
+        return value
+
+    @field_validator("temp_suffix")
+    @classmethod
+    def _valid_suffix(cls, value: str) -> str:
+        if not value or "/" in value:
+            raise ValueError("temp_suffix must be a non-empty suffix without '/'")
+        return value
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a local file, streamed."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+class DeliverStep(Step[DeliverConfig]):
+    """Delivers every file of the item; the item keeps carrying the same files afterwards."""
+
+    Config = DeliverConfig
+
+    @property
+    def location(self) -> Location:
+        return parse_location(self.config.to)
+
+    def run(self, item: Item, ctx: StepContext) -> StepResult:
+        location = self.location
+        delivered: list[str] = []
+        with self.flow.transports.open(location) as transport:
+            for path in ctx.files(self.config.include):
+                values = ctx.values(path)
+                folder = templates.render_path(location.path, values)
+                if location.scheme == "file":
+                    folder = str(self.flow.resolve(folder))
+                name = templates.render_name(self.config.name, values)
+                final = self._deliver(transport, path, folder, name, ctx)
+                if final is not None:
+                    delivered.append(str(Location(location.scheme, location.connection, final)))
+        return StepResult(outputs={"delivered": delivered})
+
+    def _deliver(self, transport: Transport, path: Path, folder: str, name: str,
+                 ctx: StepContext) -> str | None:
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise PermanentError(f"cannot read {path}: {exc.strerror}") from None
+        transport.makedirs(folder)
+        final = self._final_name(transport, path, size, posixpath.join(folder, name), ctx)
+        if final is None:
+            return None
+        if transport.atomic_put:
+            transport.put(path, final)
+            self._verify(transport, path, size, final)
+            return final
+        temp = final + self.config.temp_suffix
+        transport.put(path, temp)
+        try:
+            self._verify(transport, path, size, temp)
+        except TransientError:
+            transport.remove(temp)
+            raise
+        transport.rename(temp, final)
+        return final
+
+    def _final_name(self, transport: Transport, path: Path, size: int, final: str,
+                    ctx: StepContext) -> str | None:
+        """The name to write, or None when nothing must be written."""
+        existing = transport.stat(final)
+        if existing is None:
+            return final
+        if self._same(transport, path, size, final, existing.size, ctx):
+            self.flow.log.info("%s: %s is already there (identical), not written again", self.flow.flow, final)
+            return None
+        mode = self.config.if_exists
+        if mode == "overwrite":
+            return final
+        if mode == "skip":
+            self.flow.log.info("%s: %s exists, skipped (if_exists = skip)", self.flow.flow, final)
+            return None
+        if mode == "fail":
+            raise PermanentError(f"{final} already exists (if_exists = fail)")
+        stem, dot, ext = posixpath.basename(final).partition(".")
+        folder = posixpath.dirname(final)
+        for n in range(1, 10_000):
+            candidate = posixpath.join(folder, f"{stem}-{n}{dot}{ext}")
+            other = transport.stat(candidate)
+            if other is None:
+                return candidate
+            if self._same(transport, path, size, candidate, other.size, ctx):
+                return None
+        raise PermanentError(f"{final}: no free name left (tried {stem}-1 … {stem}-9999)")
+
+    def _same(self, transport: Transport, path: Path, size: int, remote: str, remote_size: int,
+              ctx: StepContext) -> bool:
+        """Whether `remote` already holds exactly `path`'s bytes (our own earlier delivery)."""
+        if remote_size != size:
+            return False
+        theirs = transport.checksum(remote)
+        if theirs is not None:
+            return theirs == file_digest(path)
+        # Without a checksum, an equal size only counts when this step ran before for the item.
+        return ctx.attempt > 1
+
+    def _verify(self, transport: Transport, path: Path, size: int, written: str) -> None:
+        found = transport.stat(written)
+        if found is None or found.size != size:
+            got = "nothing" if found is None else f"{found.size} bytes"
+            raise TransientError(f"verification failed for {written}: wrote {size} bytes, found {got}")
+        if self.config.verify == "checksum":
+            theirs = transport.checksum(written)
+            if theirs is not None and theirs != file_digest(path):
+                raise TransientError(f"verification failed for {written}: SHA-256 differs")
