@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ferryman.notify.base import Failure, Notifier, NotifierConfig
+from ferryman.notify.command import CommandNotifier
+from ferryman.notify.log import LogNotifier
 
 NOTIFIERS: dict[str, type[Notifier[Any]]] = {
+    "log": LogNotifier,
+    "command": CommandNotifier,
 }
 """Every notifier type, by its config ``type`` key."""
 
