@@ -1,0 +1,340 @@
+"""The engine: admit → claim → steps → journal → finalize, on a bounded worker pool.
+
+Sources offer candidates; the journal admits those whose key is new (promise
+2) and the engine queues them per flow.  A dispatcher hands queued items to
+at most ``workers`` threads, and at most ``concurrency`` per flow (1 keeps
+arrival order).  For each item the steps run in order from the first one not
+yet done; each completion is journaled, so a crash resumes there.  A failure
+is retried by the step's (or the flow's) `RetryPolicy` — the attempt count
+lives in the journal — or the item fails: the journal records it, then the
+source's ``finalize`` runs, the notifiers hear once, and ``stop_on_error``
+pauses the flow.  A success is made durable in the journal *before*
+``finalize`` disposes of the original (promise 1).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferryman.config import FlowConfig, LoadedConfig
+from ferryman.errors import PermanentError, StepTimeout, describe
+from ferryman.flow import FlowContext
+from ferryman.item import Candidate, Item, Outcome, State, StepRun
+from ferryman.journal.base import Journal
+from ferryman.notify import NOTIFIERS, Failure
+from ferryman.notify.hub import NotifyHub
+from ferryman.retry import RetryPolicy
+from ferryman.sources import SOURCES, Source
+from ferryman.steps import STEPS, Step, StepContext
+from ferryman.transports import TransportPool
+from ferryman.units import format_duration
+
+log = logging.getLogger("ferryman")
+
+Listener = Callable[[Item], None]
+
+
+@dataclass
+class Flow:
+    """A flow at run time: its source, its steps and its queue."""
+
+    name: str
+    config: FlowConfig
+    context: FlowContext
+    source: Source[Any]
+    steps: list[Step[Any]]
+    policy: RetryPolicy
+    limit: int
+    queue: deque[str] = field(default_factory=deque)
+    running: int = 0
+    paused: bool = False
+
+
+class Engine:
+    """Runs items of the configured flows.  Thread-safe; `offer` may be called from any thread."""
+
+    def __init__(self, loaded: LoadedConfig, journal: Journal, *, only: Sequence[str] = (),
+                 owner: str = "local") -> None:
+        config = loaded.config
+        self.journal = journal
+        self.owner = owner
+        self.root = loaded.root
+        self.workers = config.ferryman.workers
+        self.lease = config.ferryman.lease
+        self.transports = TransportPool(config.connections)
+        self.flows: dict[str, Flow] = {}
+        self.listeners: list[Listener] = []
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        self._known: set[str] = set()
+        self._timers: list[tuple[float, str, str]] = []
+        self._running = 0
+        self._last_activity = time.monotonic()
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ferryman-worker")
+        for name, flow_config in config.flows.items():
+            if (only and name not in only) or (not only and not flow_config.enabled):
+                continue
+            self.flows[name] = self._build(loaded, name, flow_config)
+        notifiers = {name: NOTIFIERS[n.type](name, n) for name, n in config.notify.items()}
+        self.hub = NotifyHub(notifiers, {n: f.config.notify for n, f in self.flows.items()},
+                             {n: f.config.notify_window for n, f in self.flows.items()})
+        paused = journal.paused()
+        for name, flow in self.flows.items():
+            flow.paused = name in paused
+
+    def _build(self, loaded: LoadedConfig, name: str, config: FlowConfig) -> Flow:
+        context = FlowContext(flow=name, root=self.root, config_dir=loaded.base_dir,
+                              connections=loaded.config.connections, transports=self.transports,
+                              journal=self.journal, log=logging.getLogger(f"ferryman.flow.{name}"))
+        source = SOURCES[config.source.type](config.source, context)
+        implicit = [STEPS[raw["type"]].Config.model_validate(raw)
+                    for raw in getattr(source, "implicit_steps", ())]
+        steps = [STEPS[s.type](s, context) for s in (*implicit, *config.steps)]
+        limit = min(config.concurrency or self.workers, self.workers)
+        return Flow(name, config, context, source, steps, config.retry.policy(), limit)
+
+    # ---- feeding -------------------------------------------------------------------------
+
+    def offer(self, flow: str, candidates: Sequence[Candidate]) -> list[Item]:
+        """Admit the candidates whose key is new; queue them in their `order`."""
+        if not candidates:
+            return []
+        ordered = sorted(candidates, key=lambda c: (c.order, c.key))
+        items = self.journal.admit(flow, ordered)
+        with self._lock:
+            target = self.flows[flow]
+            for item in items:
+                self._known.add(item.id)
+                target.queue.append(item.id)
+            if items:
+                self._last_activity = time.monotonic()
+        self._dispatch()
+        return items
+
+    def resume_unfinished(self) -> int:
+        """Queue items left pending or running (a crash, a restart, `ferryman retry`)."""
+        items = self.journal.unfinished(list(self.flows))
+        now = time.time()
+        with self._lock:
+            count = 0
+            for item in items:
+                if item.id in self._known:
+                    continue
+                self._known.add(item.id)
+                count += 1
+                if item.next_attempt_at and item.next_attempt_at > now and item.state == State.PENDING:
+                    heapq.heappush(self._timers, (item.next_attempt_at, item.flow, item.id))
+                else:
+                    self.flows[item.flow].queue.append(item.id)
+        self._dispatch()
+        return count
+
+    def tick(self) -> None:
+        """Queue retries that are due, pick up `retry`/`resume` done from the command line,
+        send notification digests.  Called a few times a second by the daemon."""
+        now = time.time()
+        with self._lock:
+            while self._timers and self._timers[0][0] <= now:
+                _, flow, item_id = heapq.heappop(self._timers)
+                self.flows[flow].queue.append(item_id)
+            paused = self.journal.paused()
+            for name, flow in self.flows.items():
+                flow.paused = name in paused
+        self.hub.tick()
+        self._dispatch()
+
+    def refresh(self) -> None:
+        """Also look for items queued by other processes (`ferryman retry`)."""
+        self.resume_unfinished()
+        self.tick()
+
+    # ---- running -------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        with self._lock:
+            for flow in self.flows.values():
+                while (flow.queue and not flow.paused and flow.running < flow.limit
+                       and self._running < self.workers):
+                    item_id = flow.queue.popleft()
+                    flow.running += 1
+                    self._running += 1
+                    self._pool.submit(self._process, flow, item_id)
+
+    def _process(self, flow: Flow, item_id: str) -> None:
+        try:
+            item = self.journal.claim(item_id, self.owner, self.lease)
+            if item is not None:
+                self._run(flow, item)
+        except Exception:
+            log.exception("internal error while processing item %s of flow %s", item_id, flow.name)
+        finally:
+            with self._lock:
+                flow.running -= 1
+                self._running -= 1
+                self._last_activity = time.monotonic()
+                self._idle.notify_all()
+            self._dispatch()
+
+    def _run(self, flow: Flow, item: Item) -> None:
+        work = self.root / "work" / item.id
+        if item.step == 0:
+            missing = [p for p in item.files if not p.exists()]
+            if missing:
+                item.state, item.error = State.SKIPPED, f"vanished before processing: {missing[0]}"
+                log.warning("%s: %s, skipped", flow.name, item.error)
+                self.journal.finish(item)
+                self._finished(flow, item)
+                return
+        for index in range(item.step, len(flow.steps)):
+            step = flow.steps[index]
+            attempt_dir = work / f"{index:02d}-{step.config.type}-{item.attempts}"
+            if attempt_dir.exists():
+                shutil.rmtree(attempt_dir, ignore_errors=True)
+            attempt_dir.mkdir(parents=True, exist_ok=True)
+            timeout = step.config.timeout or flow.config.timeout
+            ctx = StepContext(flow=flow.context, item=item, index=index, work_dir=attempt_dir,
+                              attempt=max(1, item.attempts),
+                              deadline=time.monotonic() + timeout if timeout else None)
+            started = time.time()
+            try:
+                result = _call(step, item, ctx, timeout)
+            except Exception as exc:
+                run = StepRun(item.id, index, step.config.label, started, time.time(), "failed", describe(exc))
+                self.journal.step_failed(run)
+                self._failed(flow, item, step, exc)
+                return
+            if result is not None:
+                if result.files is not None:
+                    item.files = list(result.files)
+                item.meta.update(result.meta)
+            outputs = result.outputs if result is not None else {}
+            run = StepRun(item.id, index, step.config.label, started, time.time(), "done", None, outputs)
+            self.journal.step_done(run, [str(p) for p in item.files], item.meta)
+            item.step, item.attempts, item.error_type = index + 1, 0, None
+        item.state, item.error, item.next_attempt_at = State.DONE, None, None
+        self.journal.finish(item)  # durable before the original is disposed of
+        self._finalize(flow, item, Outcome(True))
+        shutil.rmtree(work, ignore_errors=True)
+        self.hub.succeeded(flow.name)
+        self._finished(flow, item)
+
+    def _failed(self, flow: Flow, item: Item, step: Step[Any], exc: Exception) -> None:
+        policy = step.config.retry.policy() if step.config.retry else flow.policy
+        error_type = type(exc).__name__
+        message = describe(exc)
+        retry = not isinstance(exc, PermanentError) and policy.should_retry(
+            item.attempts, error_type, item.error_type)
+        item.error, item.error_type = message, error_type
+        if retry:
+            wait = policy.wait(item.attempts)
+            item.state, item.next_attempt_at = State.PENDING, time.time() + wait
+            log.warning("%s: item %s failed at %s (attempt %d): %s; retrying in %s", flow.name, item.id,
+                        step.config.label, item.attempts, message, format_duration(round(wait, 3)))
+            self.journal.finish(item)
+            with self._lock:
+                heapq.heappush(self._timers, (item.next_attempt_at, flow.name, item.id))
+            return
+        item.state, item.next_attempt_at = State.FAILED, None
+        log.error("%s: item %s failed at %s after %d attempt(s): %s [%s]", flow.name, item.id,
+                  step.config.label, item.attempts, message, item.origin)
+        self.journal.finish(item)
+        self._finalize(flow, item, Outcome(False, message))
+        self.hub.failed(Failure(flow.name, item.id, item.key, item.origin, step.config.label,
+                                message, item.attempts, time.time()))
+        if flow.config.stop_on_error:
+            self.journal.pause(flow.name, f"item {item.id} failed: {message}")
+            with self._lock:
+                flow.paused = True
+            log.error("%s: paused after a failure (stop_on_error); `ferryman resume %s` restarts it",
+                      flow.name, flow.name)
+        self._finished(flow, item)
+
+    def _finalize(self, flow: Flow, item: Item, outcome: Outcome) -> None:
+        try:
+            flow.source.finalize(item, outcome)
+        except Exception as exc:
+            log.error("%s: could not dispose of %s: %s", flow.name, item.origin, describe(exc))
+
+    def _finished(self, flow: Flow, item: Item) -> None:
+        with self._lock:
+            self._known.discard(item.id)
+        for listener in self.listeners:
+            listener(item)
+
+    # ---- waiting and stopping -------------------------------------------------------------
+
+    def busy(self) -> bool:
+        """Items queued, running, or waiting for a retry."""
+        with self._lock:
+            return bool(self._running or self._timers or any(
+                f.queue for f in self.flows.values() if not f.paused))
+
+    def idle_for(self) -> float:
+        """Seconds since the last item activity (0 while busy)."""
+        with self._lock:
+            return 0.0 if self.busy() else time.monotonic() - self._last_activity
+
+    def wait_idle(self, stop: threading.Event | None = None) -> None:
+        """Block until nothing is queued, running or waiting for a retry."""
+        while self.busy() and not (stop and stop.is_set()):
+            self.tick()
+            with self._lock:
+                wait = 0.2
+                if self._timers:
+                    wait = max(0.01, min(wait, self._timers[0][0] - time.time()))
+                self._idle.wait(wait)
+
+    def drain(self, grace: float) -> bool:
+        """Stop starting items and wait up to `grace` seconds for running ones; True if all ended."""
+        with self._lock:
+            for flow in self.flows.values():
+                flow.queue.clear()
+            self._timers.clear()
+            deadline = time.monotonic() + grace
+            while self._running and time.monotonic() < deadline:
+                self._idle.wait(min(0.2, deadline - time.monotonic()))
+            return self._running == 0
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for flow in self.flows.values():
+            for step in flow.steps:
+                try:
+                    step.close()
+                except Exception as exc:
+                    log.warning("%s: closing %s: %s", flow.name, step.config.label, exc)
+            flow.source.close()
+        self.hub.close()
+        self.transports.close()
+
+
+def _call(step: Step[Any], item: Item, ctx: StepContext, timeout: float | None) -> Any:
+    """Run a step, in a helper thread when it has a time limit (a stuck step is abandoned)."""
+    if timeout is None:
+        return step.run(item, ctx)
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["result"] = step.run(item, ctx)
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name=f"ferryman-step-{item.id}", daemon=True).start()
+    if not done.wait(timeout):
+        raise StepTimeout(f"step {step.config.label} ran past its timeout of {format_duration(timeout)}")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")

@@ -1,0 +1,12 @@
+"""Starter configs written by ``ferryman init TEMPLATE``; each renders commented TOML."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ferryman.presets.folder import render_folder
+
+PRESETS: dict[str, Callable[..., str]] = {
+    "folder": render_folder,
+}
+"""Every template of ``ferryman init``, by name."""
