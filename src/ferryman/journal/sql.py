@@ -1,0 +1,455 @@
+"""The SQL every journal backend shares: migrations, statements, row <-> Item conversion.
+
+`SqlJournal` implements each `Journal` method once, as SQL run on a DB-API
+cursor.  A backend states its dialect as class attributes (huey's
+BaseSqlStorage: placeholder style, column types, the row lock a claim takes)
+and supplies three hooks: `_write` (run an operation and return once it is
+applied, or durable), `_submit` (a write whose caller does not wait) and
+`_read`.  SQLite funnels writes through one group-committing writer thread;
+PostgreSQL runs each write in its own transaction.
+
+Operations (`_op_*`) run inside the backend's transaction and must not commit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from ferryman.errors import JournalError
+from ferryman.item import Candidate, Item, State, StepRun
+
+T = TypeVar("T")
+
+ITEM_COLUMNS = (
+    "id, flow, key, origin, meta, files, state, step, attempts, error, error_type, "
+    "next_attempt_at, created_at, updated_at"
+)
+STEP_COLUMNS = "item_id, step_index, name, started_at, ended_at, outcome, error, outputs"
+CHUNK = 500
+"""Most values bound in one ``IN (...)`` list (SQLite allows 32,766 variables; stay well below)."""
+_ID_PREFIX = re.compile(r"[0-9a-f]{1,12}")
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the shared SQL uses (sqlite3 and psycopg both fit)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between SQL databases for the journal's purposes."""
+
+    name: str
+    placeholder: str
+    """``?`` (sqlite3) or ``%s`` (psycopg); the shared statements are written with ``?``."""
+    serial: str
+    """Column type of an auto-numbered primary key (insertion order)."""
+    real: str
+    """Column type of a timestamp in epoch seconds."""
+    lock: str = ""
+    """Appended to the SELECT of a claim or retry (``FOR UPDATE SKIP LOCKED`` where rows lock)."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    script: str
+
+    def statements(self, dialect: Dialect) -> list[str]:
+        """The migration's statements with the dialect's types filled in (comments dropped)."""
+        text = Template(self.script).substitute(serial=dialect.serial, real=dialect.real)
+        lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+        return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def migrations() -> list[Migration]:
+    """The numbered migrations shipped with ferryman (``migrations/NNNN_name.sql``), in order."""
+    found = []
+    for entry in resources.files("ferryman.journal").joinpath("migrations").iterdir():
+        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    if [m.version for m in found] != list(range(1, len(found) + 1)):
+        raise JournalError("journal migrations are not numbered 0001, 0002, … without gaps")
+    return found
+
+
+def redact(address: str) -> str:
+    """A database address fit for messages: any password replaced by ``***``."""
+    address = re.sub(r"(://[^:/@?#]*:)[^@/?#]*@", r"\1***@", address)
+    return re.sub(r"(password=)[^&\s]*", r"\1***", address, flags=re.IGNORECASE)
+
+
+def new_item_id() -> str:
+    """A fresh item id: 12 hex characters."""
+    return secrets.token_hex(6)
+
+
+def to_json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def item_from_row(row: Sequence[Any]) -> Item:
+    """An `Item` from a row selected with `ITEM_COLUMNS`."""
+    (item_id, flow, key, origin, meta, files, state, step, attempts, error, error_type,
+     next_attempt_at, created_at, updated_at) = row
+    return Item(
+        id=item_id, flow=flow, key=key, origin=origin, meta=json.loads(meta),
+        files=[Path(f) for f in json.loads(files)], state=State(state), step=step,
+        attempts=attempts, error=error, error_type=error_type,
+        next_attempt_at=next_attempt_at, created_at=created_at, updated_at=updated_at,
+    )
+
+
+def step_run_from_row(row: Sequence[Any]) -> StepRun:
+    """A `StepRun` from a row selected with `STEP_COLUMNS`."""
+    item_id, index, name, started_at, ended_at, outcome, error, outputs = row
+    return StepRun(item_id=item_id, index=index, name=name, started_at=started_at,
+                   ended_at=ended_at, outcome=outcome, error=error, outputs=json.loads(outputs))
+
+
+def chunks(values: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+class SqlJournal:
+    """Every `Journal` method, written once in SQL; backends supply the dialect and the hooks."""
+
+    dialect: ClassVar[Dialect]
+    where: str = "journal"
+    """Where the journal lives, for messages (a path or a database address without password)."""
+
+    # -- backend hooks -------------------------------------------------------
+
+    def _write(self, op: Callable[[Cursor], T], durable: bool) -> T:
+        """Run a write in a transaction; return once applied (and committed if `durable`)."""
+        raise NotImplementedError
+
+    def _submit(self, op: Callable[[Cursor], object]) -> None:
+        """Queue a write whose caller need not wait (may be committed later, in a group)."""
+        raise NotImplementedError
+
+    def _read(self, op: Callable[[Cursor], T]) -> T:
+        """Run a read operation on committed data."""
+        raise NotImplementedError
+
+    def _insert_items(self, cur: Cursor, rows: list[tuple[Any, ...]]) -> set[str]:
+        """Insert item rows, skipping any that conflict; return the ids inserted.
+
+        One row at a time suits SQLite (no round trips); PostgreSQL overrides it.
+        """
+        inserted = set()
+        for row in rows:
+            cur.execute(self.q(self.INSERT_ITEM), row)
+            if cur.rowcount == 1:
+                inserted.add(row[0])
+        return inserted
+
+    # -- statements ----------------------------------------------------------
+
+    INSERT_ITEM = (
+        "INSERT INTO items (id, flow, key, origin, meta, files, state, step, attempts, "
+        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?) "
+        "ON CONFLICT DO NOTHING"
+    )
+
+    def q(self, sql: str) -> str:
+        """A shared statement in this backend's placeholder style."""
+        mark = self.dialect.placeholder
+        return sql if mark == "?" else sql.replace("?", mark)
+
+    def _apply_migrations(self, cur: Cursor) -> None:
+        """Bring the schema up to date; the backend holds an exclusive lock around this call."""
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            f"(version INTEGER PRIMARY KEY, applied_at {self.dialect.real} NOT NULL)"
+        )
+        cur.execute("SELECT max(version) FROM schema_version")
+        current = cur.fetchone()[0] or 0
+        known = migrations()
+        latest = known[-1].version if known else 0
+        if current > latest:
+            raise JournalError(
+                f"the journal {self.where} has schema version {current}, newer than this "
+                f"ferryman understands ({latest}); upgrade ferryman"
+            )
+        for migration in known[current:]:
+            for statement in migration.statements(self.dialect):
+                cur.execute(statement)
+            cur.execute(self.q("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)"),
+                        (migration.version, time.time()))
+
+    # -- writes --------------------------------------------------------------
+
+    def admit(self, flow: str, candidates: Sequence[Candidate]) -> list[Item]:
+        """New pending items for the candidates whose key this flow never saw, in `order`."""
+        if not candidates:
+            return []
+        now = time.time()
+        chosen: dict[str, Candidate] = {}
+        for candidate in sorted(candidates, key=lambda c: c.order):
+            chosen.setdefault(candidate.key, candidate)
+        items = [
+            Item(id=new_item_id(), flow=flow, key=c.key, origin=c.origin, meta=dict(c.meta),
+                 files=list(c.files), created_at=now, updated_at=now)
+            for c in chosen.values()
+        ]
+        return self._write(lambda cur: self._op_admit(cur, items), durable=True)
+
+    def _op_admit(self, cur: Cursor, items: list[Item]) -> list[Item]:
+        admitted: list[Item] = []
+        todo = items
+        while todo:
+            rows = [(i.id, i.flow, i.key, i.origin, to_json(i.meta),
+                     to_json([str(f) for f in i.files]), i.created_at, i.updated_at) for i in todo]
+            inserted = self._insert_items(cur, rows)
+            admitted += [i for i in todo if i.id in inserted]
+            skipped = [i for i in todo if i.id not in inserted]
+            if not skipped:
+                break
+            # A row is skipped when its key is known, or (rarely) its random id was taken.
+            known = self._op_known(cur, skipped[0].flow, [i.key for i in skipped])
+            todo = [i for i in skipped if i.key not in known]
+            for item in todo:
+                item.id = new_item_id()
+        position = {item.key: n for n, item in enumerate(items)}
+        admitted.sort(key=lambda i: position[i.key])
+        return admitted
+
+    def claim(self, item_id: str, owner: str, lease: float) -> Item | None:
+        """Mark a claimable item running for `owner` until now + `lease` and count an attempt.
+
+        Claimable: pending, or running under an expired lease, or running under
+        this same `owner` (an instance resuming its own items after a restart).
+        """
+        return self._write(lambda cur: self._op_claim(cur, item_id, owner, lease), durable=False)
+
+    def _op_claim(self, cur: Cursor, item_id: str, owner: str, lease: float) -> Item | None:
+        now = time.time()
+        cur.execute(self.q(
+            f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ? AND (state = 'pending' OR "
+            "(state = 'running' AND (lease_until IS NULL OR lease_until < ? OR owner = ?))) "
+            + self.dialect.lock), (item_id, now, owner))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute(self.q(
+            "UPDATE items SET state = 'running', owner = ?, lease_until = ?, "
+            "attempts = attempts + 1, updated_at = ? WHERE id = ?"),
+            (owner, now + lease, now, item_id))
+        item = item_from_row(row)
+        item.state, item.attempts, item.updated_at = State.RUNNING, item.attempts + 1, now
+        return item
+
+    def step_done(self, run: StepRun, files: Sequence[str], meta: dict[str, str]) -> None:
+        files_json, meta_json = to_json([str(f) for f in files]), to_json(meta)
+
+        def op(cur: Cursor) -> None:
+            self._op_insert_run(cur, run)
+            cur.execute(self.q(
+                "UPDATE items SET step = ?, files = ?, meta = ?, updated_at = ? WHERE id = ?"),
+                (run.index + 1, files_json, meta_json, time.time(), run.item_id))
+
+        self._submit(op)
+
+    def step_failed(self, run: StepRun) -> None:
+        def op(cur: Cursor) -> None:
+            self._op_insert_run(cur, run)
+            cur.execute(self.q("UPDATE items SET updated_at = ? WHERE id = ?"),
+                        (time.time(), run.item_id))
+
+        self._submit(op)
+
+    def _op_insert_run(self, cur: Cursor, run: StepRun) -> None:
+        cur.execute(self.q(f"INSERT INTO step_runs ({STEP_COLUMNS}) VALUES ({marks(8)})"),
+                    (run.item_id, run.index, run.name, run.started_at, run.ended_at,
+                     run.outcome, run.error, to_json(run.outputs)))
+
+    def finish(self, item: Item) -> None:
+        """Write the item's state, attempts, error (and type), next attempt time; durable."""
+        params = (str(item.state), item.attempts, item.error, item.error_type,
+                  item.next_attempt_at, time.time(), item.id)
+        self._write(lambda cur: cur.execute(self.q(
+            "UPDATE items SET state = ?, attempts = ?, error = ?, error_type = ?, "
+            "next_attempt_at = ?, owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?"),
+            params), durable=True)
+
+    def retry(self, item_ids: Sequence[str] = (), flow: str | None = None) -> list[str]:
+        """Failed items (by id or unique prefix, or all of `flow`) back to pending, due now."""
+        return self._write(lambda cur: self._op_retry(cur, item_ids, flow), durable=True)
+
+    def _op_retry(self, cur: Cursor, item_ids: Sequence[str], flow: str | None) -> list[str]:
+        wanted = [found for found in (self._op_resolve(cur, p) for p in item_ids) if found]
+        selected: list[tuple[int, str]] = []
+        for chunk in chunks(wanted):
+            cur.execute(self.q(f"SELECT seq, id FROM items WHERE state = 'failed' AND id IN "
+                               f"({marks(len(chunk))}) " + self.dialect.lock), tuple(chunk))
+            selected += cur.fetchall()
+        if flow is not None:
+            cur.execute(self.q("SELECT seq, id FROM items WHERE state = 'failed' AND flow = ? "
+                               + self.dialect.lock), (flow,))
+            selected += cur.fetchall()
+        ids = [item_id for _, item_id in sorted(set(selected))]
+        now = time.time()
+        for chunk in chunks(ids):
+            cur.execute(self.q(
+                "UPDATE items SET state = 'pending', attempts = 0, error = NULL, "
+                "error_type = NULL, next_attempt_at = ?, owner = NULL, lease_until = NULL, "
+                "updated_at = ? "
+                f"WHERE id IN ({marks(len(chunk))})"), (now, now, *chunk))
+        return ids
+
+    def pause(self, flow: str, reason: str) -> None:
+        self._write(lambda cur: cur.execute(self.q(
+            "INSERT INTO paused_flows (flow, reason, paused_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (flow) DO UPDATE SET reason = excluded.reason, "
+            "paused_at = excluded.paused_at"),
+            (flow, reason, time.time())), durable=True)
+
+    def resume(self, flow: str) -> bool:
+        def op(cur: Cursor) -> bool:
+            cur.execute(self.q("DELETE FROM paused_flows WHERE flow = ?"), (flow,))
+            return cur.rowcount > 0
+
+        return self._write(op, durable=True)
+
+    def set_cursor(self, flow: str, name: str, value: str) -> None:
+        self._write(lambda cur: cur.execute(self.q(
+            "INSERT INTO cursors (flow, name, value, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (flow, name) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at"), (flow, name, value, time.time())), durable=True)
+
+    # -- reads ---------------------------------------------------------------
+
+    def known(self, flow: str, keys: Sequence[str]) -> set[str]:
+        keys = list(dict.fromkeys(keys))
+        return self._read(lambda cur: self._op_known(cur, flow, keys)) if keys else set()
+
+    def _op_known(self, cur: Cursor, flow: str, keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in chunks(keys):
+            cur.execute(self.q("SELECT key FROM items WHERE flow = ? "
+                               f"AND key IN ({marks(len(chunk))})"), (flow, *chunk))
+            found.update(row[0] for row in cur.fetchall())
+        return found
+
+    def _op_resolve(self, cur: Cursor, prefix: str) -> str | None:
+        """The full id of the one item whose id starts with `prefix`, else None."""
+        prefix = prefix.strip().lower()
+        if not _ID_PREFIX.fullmatch(prefix):
+            return None
+        cur.execute(self.q("SELECT id FROM items WHERE id LIKE ? ORDER BY id LIMIT 2"),
+                    (prefix + "%",))
+        rows = cur.fetchall()
+        return str(rows[0][0]) if len(rows) == 1 else None
+
+    def get(self, item_id: str) -> Item | None:
+        def op(cur: Cursor) -> Item | None:
+            full = self._op_resolve(cur, item_id)
+            if full is None:
+                return None
+            cur.execute(self.q(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ?"), (full,))
+            row = cur.fetchone()
+            return item_from_row(row) if row else None
+
+        return self._read(op)
+
+    def steps(self, item_id: str) -> list[StepRun]:
+        def op(cur: Cursor) -> list[StepRun]:
+            cur.execute(self.q(f"SELECT {STEP_COLUMNS} FROM step_runs WHERE item_id = ? "
+                               "ORDER BY seq"), (item_id,))
+            return [step_run_from_row(row) for row in cur.fetchall()]
+
+        return self._read(op)
+
+    def unfinished(self, flows: Sequence[str]) -> list[Item]:
+        flows = list(dict.fromkeys(flows))
+        if not flows:
+            return []
+
+        def op(cur: Cursor) -> list[Item]:
+            cur.execute(self.q(
+                f"SELECT {ITEM_COLUMNS} FROM items WHERE state IN ('pending', 'running') "
+                f"AND flow IN ({marks(len(flows))}) ORDER BY seq"), tuple(flows))
+            return [item_from_row(row) for row in cur.fetchall()]
+
+        return self._read(op)
+
+    def history(self, flow: str | None = None, state: State | None = None,
+                limit: int = 50) -> list[Item]:
+        where, params = [], []
+        if flow is not None:
+            where.append("flow = ?")
+            params.append(flow)
+        if state is not None:
+            where.append("state = ?")
+            params.append(str(state))
+        sql = f"SELECT {ITEM_COLUMNS} FROM items"
+        sql += f" WHERE {' AND '.join(where)}" if where else ""
+        sql += " ORDER BY seq DESC" + (f" LIMIT {int(limit)}" if limit > 0 else "")
+
+        def op(cur: Cursor) -> list[Item]:
+            cur.execute(self.q(sql), tuple(params))
+            return [item_from_row(row) for row in cur.fetchall()]
+
+        return self._read(op)
+
+    def find(self, flow: str, key: str) -> Item | None:
+        def op(cur: Cursor) -> Item | None:
+            cur.execute(self.q(f"SELECT {ITEM_COLUMNS} FROM items WHERE flow = ? AND key = ?"),
+                        (flow, key))
+            row = cur.fetchone()
+            return item_from_row(row) if row else None
+
+        return self._read(op)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        def op(cur: Cursor) -> dict[str, dict[str, int]]:
+            cur.execute("SELECT flow, state, count(*) FROM items GROUP BY flow, state "
+                        "ORDER BY flow")
+            result: dict[str, dict[str, int]] = {}
+            for flow, state, n in cur.fetchall():
+                result.setdefault(flow, {})[state] = int(n)
+            return result
+
+        return self._read(op)
+
+    def paused(self) -> dict[str, str]:
+        def op(cur: Cursor) -> dict[str, str]:
+            cur.execute("SELECT flow, reason FROM paused_flows ORDER BY flow")
+            return {flow: reason for flow, reason in cur.fetchall()}
+
+        return self._read(op)
+
+    def get_cursor(self, flow: str, name: str) -> str | None:
+        def op(cur: Cursor) -> str | None:
+            cur.execute(self.q("SELECT value FROM cursors WHERE flow = ? AND name = ?"),
+                        (flow, name))
+            row = cur.fetchone()
+            return str(row[0]) if row else None
+
+        return self._read(op)

@@ -1,0 +1,223 @@
+"""The SQLite journal: one file (``<root>/journal.db``), WAL, group commit.
+
+One writer thread owns the write connection.  Every write is queued to it;
+it takes everything queued, applies it in ONE transaction, commits once
+(``synchronous=FULL``: the commit is on disk when COMMIT returns) and only
+then wakes the callers that wait for durability (`admit`, `finish`, `retry`,
+`pause`, `resume`, `set_cursor`, `flush`).  Many workers finishing items at
+the same time therefore share one fsync instead of paying one each.
+
+`claim` waits only until the writer applied it (the writer is the only one
+who changes rows in this process, so its answer is already right); `step_done`
+and `step_failed` do not wait at all.  Since one queue feeds one writer, the
+writes land in the order they were made.  A commit that fails (disk full)
+fails every waiting caller with a `JournalError`; progress records already
+returned are lost, which only means an idempotent step runs again.
+
+Reads use one connection per thread: under WAL they run beside the writer and
+see what is committed (not yet what is queued; `flush` first when that matters).
+Other processes (the command line) may read and write the same file; SQLite
+locks serialize their transactions with ours.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ferryman.errors import JournalError, describe
+from ferryman.journal.sql import Cursor, Dialect, SqlJournal
+
+T = TypeVar("T")
+log = logging.getLogger("ferryman.journal")
+
+
+class _Write:
+    """One queued write: the operation, and how its caller waits for it."""
+
+    __slots__ = ("done", "durable", "error", "op", "result")
+
+    def __init__(self, op: Callable[[Cursor], Any], durable: bool, wait: bool) -> None:
+        self.op = op
+        self.durable = durable
+        self.done = threading.Event() if wait else None
+        self.result: Any = None
+        self.error: str | None = None
+
+
+class SqliteJournal(SqlJournal):
+    """The journal in one SQLite file; safe to use from many threads.
+
+    `commits` counts the transactions the writer committed (tests and
+    benchmarks compare it with the number of writes).
+    """
+
+    dialect = Dialect(name="sqlite", placeholder="?", serial="INTEGER PRIMARY KEY", real="REAL")
+
+    def __init__(self, path: Path, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.where = str(self.path)
+        self.commits = 0
+        self._busy_timeout = busy_timeout
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._readers: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        with self._errors("cannot open"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = self._connect()
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = FULL")
+                self._migrate()
+            except BaseException:
+                self._conn.close()
+                raise
+        self._writer = threading.Thread(target=self._run_writer, name="journal-writer", daemon=True)
+        self._writer.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; the writer says BEGIN/COMMIT itself.
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        return conn
+
+    def _migrate(self) -> None:
+        cur = self._conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            self._apply_migrations(cur)
+            cur.execute("COMMIT")
+        except BaseException:
+            self._conn.rollback()
+            raise
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Map sqlite3 and OS errors to a one-line `JournalError`."""
+        try:
+            yield
+        except JournalError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            reason = describe(exc)
+            if "unable to open database file" in reason:
+                reason = f"{reason} (does the folder {self.path.parent} exist and is it writable?)"
+            elif "file is not a database" in reason:
+                reason = f"{reason} (the file is damaged or is not a ferryman journal)"
+            raise JournalError(f"{doing} the journal {self.path}: {reason}") from exc
+
+    # -- the writer ----------------------------------------------------------
+
+    def _run_writer(self) -> None:
+        cur = self._conn.cursor()
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            writes = [w for w in batch if w is not None]
+            stopping = len(writes) < len(batch)
+            if writes:
+                self._commit(cur, writes)
+
+    def _commit(self, cur: sqlite3.Cursor, writes: list[_Write]) -> None:
+        """Apply `writes` in order in one transaction, commit once, then wake the waiters."""
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            for write in writes:
+                write.result = write.op(cur)
+                if not write.durable and write.done is not None:
+                    # claim: its answer is right already; it need not wait for the fsync
+                    write.done.set()
+            cur.execute("COMMIT")
+            self.commits += 1
+        except Exception as exc:
+            if self._conn.in_transaction:
+                self._conn.rollback()
+            message = f"writing the journal {self.path} failed: {describe(exc)}"
+            log.error("%s", message)
+            for write in writes:
+                if write.done is not None and not write.done.is_set():
+                    write.error = message
+                    write.done.set()
+            return
+        for write in writes:
+            if write.done is not None:
+                write.done.set()
+
+    def _enqueue(self, write: _Write) -> None:
+        with self._lock:
+            if self._closed:
+                raise JournalError(f"the journal {self.path} is closed")
+            self._queue.put(write)
+
+    def _write(self, op: Callable[[Cursor], T], durable: bool) -> T:
+        write = _Write(op, durable, wait=True)
+        self._enqueue(write)
+        assert write.done is not None
+        write.done.wait()
+        if write.error is not None:
+            raise JournalError(write.error)
+        result: T = write.result
+        return result
+
+    def _submit(self, op: Callable[[Cursor], object]) -> None:
+        self._enqueue(_Write(op, durable=False, wait=False))
+
+    # -- reads ---------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._lock:
+                if self._closed:
+                    raise JournalError(f"the journal {self.path} is closed")
+                with self._errors("cannot read"):
+                    conn = self._connect()
+                    conn.execute("PRAGMA query_only = ON")
+                self._readers.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def _read(self, op: Callable[[Cursor], T]) -> T:
+        conn = self._reader()
+        with self._errors("cannot read"):
+            cur = conn.cursor()
+            try:
+                return op(cur)
+            finally:
+                cur.close()
+
+    # -- life ----------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Wait until every write queued before this call is committed."""
+        self._write(lambda cur: None, durable=True)
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer and close every connection (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        self._writer.join()
+        self._conn.close()
+        for conn in self._readers:
+            conn.close()
+        self._readers.clear()
+
+    def __repr__(self) -> str:
+        return f"SqliteJournal({str(self.path)!r})"
