@@ -84,7 +84,8 @@ class Engine:
             if (only and name not in only) or (not only and not flow_config.enabled):
                 continue
             self.flows[name] = self._build(loaded, name, flow_config)
-        notifiers = {name: NOTIFIERS[n.type](name, n) for name, n in config.notify.items()}
+        notifiers = {name: NOTIFIERS[n.type](name, n, config.connections)
+                     for name, n in config.notify.items()}
         self.hub = NotifyHub(notifiers, {n: f.config.notify for n, f in self.flows.items()},
                              {n: f.config.notify_window for n, f in self.flows.items()})
         paused = journal.paused()

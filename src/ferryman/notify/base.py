@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from ferryman.model import Model
+
+if TYPE_CHECKING:
+    from ferryman.connections import ConnectionConfig
 
 
 class NotifierConfig(Model):
@@ -35,9 +39,12 @@ class Notifier(ABC, Generic[C]):
 
     Config: ClassVar[type[NotifierConfig]]
 
-    def __init__(self, name: str, config: C) -> None:
+    def __init__(self, name: str, config: C,
+                 connections: Mapping[str, ConnectionConfig] | None = None) -> None:
         self.name = name
         self.config = config
+        self.connections: Mapping[str, ConnectionConfig] = connections or {}
+        """The config's ``[connections]``, for notifiers that name one (email's SMTP server)."""
 
     @abstractmethod
     def failed(self, failures: list[Failure]) -> None:
