@@ -1,0 +1,250 @@
+"""The daemon: one thread per source, the engine's workers, signals, the pid file, ``--once``.
+
+SIGTERM/SIGINT stop the sources, let running steps finish for ``grace``
+seconds and exit (what is cut off resumes at the next start); SIGHUP reloads
+the config (an invalid new config is logged and the old one kept).  A pid
+file under ``root``, locked with flock, refuses a second ferryman on the same
+root and journal.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ferryman import config as config_module
+from ferryman.config import ConfigError, LoadedConfig
+from ferryman.engine import Engine, Flow
+from ferryman.errors import FerrymanError, describe
+from ferryman.item import Candidate, Item, State
+from ferryman.journal import open_journal
+
+log = logging.getLogger("ferryman")
+
+
+class AlreadyRunning(FerrymanError):
+    """Another ferryman holds the pid file of this root."""
+
+
+@contextmanager
+def pid_lock(root: Path) -> Iterator[None]:
+    """Hold ``<root>/ferryman.pid`` locked (flock) for the life of the process."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "ferryman.pid"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise AlreadyRunning(
+                f"another ferryman (pid {other}) is already running on {root}; stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def running_pid(root: Path) -> int | None:
+    """The pid of the ferryman running on `root`, or None."""
+    path = root / "ferryman.pid"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else -1
+    finally:
+        os.close(fd)
+    return None
+
+
+@dataclass
+class RunReport:
+    """What a ``run --once`` did."""
+
+    finished: list[Item] = field(default_factory=list)
+    delivered: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[Item]:
+        return [i for i in self.finished if i.state == State.FAILED]
+
+
+class Daemon:
+    """Runs the flows of a config until stopped (or, with `once`, until the work found now is done)."""
+
+    def __init__(self, loaded: LoadedConfig, *, only: Sequence[str] = (), once: bool = False,
+                 exit_when_idle: float | None = None, progress: Callable[[int, Item | None], None] | None = None) -> None:
+        self.loaded = loaded
+        self.only = list(only)
+        self.once = once
+        self.exit_when_idle = exit_when_idle
+        self.progress = progress
+        self.report = RunReport()
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._source_stop = threading.Event()
+
+    def run(self) -> int:
+        """Run; returns the exit code (0 ok, 1 some item failed in `once` mode)."""
+        root = self.loaded.root
+        root.mkdir(parents=True, exist_ok=True)
+        with pid_lock(root):
+            journal = open_journal(self.loaded.config.ferryman.journal, root)
+            try:
+                return self._run(journal)
+            finally:
+                journal.close()
+
+    def _engine(self, journal: Any) -> Engine:
+        missing = [f for f in self.only if f not in self.loaded.config.flows]
+        if missing:
+            raise ConfigError(f"no flow named {missing[0]!r}; flows are: {', '.join(self.loaded.config.flows)}")
+        engine = Engine(self.loaded, journal, only=self.only)
+        engine.listeners.append(self._finished)
+        return engine
+
+    def _finished(self, item: Item) -> None:
+        self.report.finished.append(item)
+        if self.progress:
+            self.progress(0, item)
+
+    def _run(self, journal: Any) -> int:
+        engine = self._engine(journal)
+        try:
+            if self.once:
+                return self._once(engine)
+            self._install_signals()
+            log.info("ferryman %d started: %s", os.getpid(), ", ".join(engine.flows) or "no flows")
+            while True:
+                self._start_sources(engine)
+                engine.resume_unfinished()
+                self._serve(engine)
+                self._stop_sources()
+                drained = engine.drain(self.loaded.config.ferryman.grace)
+                if not drained:
+                    log.warning("grace period over; unfinished items resume at the next start")
+                if not self.reload.is_set() or self.stop.is_set():
+                    return 0
+                self.reload.clear()
+                engine = self._reloaded(engine, journal)
+        finally:
+            engine.close()
+
+    def _reloaded(self, engine: Engine, journal: Any) -> Engine:
+        try:
+            fresh = config_module.load(self.loaded.path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload refused: %s", problem)
+            log.error("keeping the running configuration")
+            old = self._engine(journal)
+            engine.close()
+            return old
+        engine.close()
+        self.loaded = fresh
+        log.info("configuration reloaded from %s", fresh.path)
+        return self._engine(journal)
+
+    def _once(self, engine: Engine) -> int:
+        resumed = engine.resume_unfinished()
+        found = 0
+        for name, flow in engine.flows.items():
+            if flow.paused:
+                log.warning("%s is paused (`ferryman resume %s` to restart it)", name, name)
+                continue
+            try:
+                candidates = list(flow.source.scan())
+            except FerrymanError as exc:
+                log.error("%s: %s", name, describe(exc))
+                self.report.finished.append(Item("-", name, "-", "source", {}, [], State.FAILED,
+                                                 error=describe(exc)))
+                continue
+            found += len(engine.offer(name, candidates))
+        if self.progress:
+            self.progress(found + resumed, None)
+        engine.wait_idle(self.stop)
+        for item in self.report.finished[:50]:
+            if item.state == State.DONE:
+                self.report.delivered[item.id] = [
+                    str(place) for run in engine.journal.steps(item.id)
+                    for place in run.outputs.get("delivered", [])  # type: ignore[union-attr]
+                ]
+        return 1 if self.report.failed else 0
+
+    def _serve(self, engine: Engine) -> None:
+        last_refresh = time.monotonic()
+        while not self.stop.is_set() and not self.reload.is_set():
+            self.stop.wait(0.2)
+            engine.tick()
+            if time.monotonic() - last_refresh > 2.0:
+                engine.refresh()
+                last_refresh = time.monotonic()
+            if self.exit_when_idle is not None and engine.idle_for() >= self.exit_when_idle:
+                log.info("idle for %ss, exiting (--exit-when-idle)", round(engine.idle_for()))
+                self.stop.set()
+
+    def _start_sources(self, engine: Engine) -> None:
+        self._source_stop = threading.Event()
+        for name, flow in engine.flows.items():
+            thread = threading.Thread(target=self._watch, args=(engine, name, flow, self._source_stop),
+                                      name=f"ferryman-source-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _watch(self, engine: Engine, name: str, flow: Flow, stop: threading.Event) -> None:
+        """Keep a source watching; a crashed watcher is logged and restarted with back-off."""
+        delay = 1.0
+
+        def emit(candidates: list[Candidate]) -> None:
+            engine.offer(name, candidates)
+
+        while not stop.is_set():
+            try:
+                flow.source.watch(emit, stop)
+                return
+            except Exception as exc:
+                log.error("%s: source stopped: %s; restarting in %ss", name, describe(exc), int(delay))
+                stop.wait(delay)
+                delay = min(delay * 2, 300.0)
+
+    def _stop_sources(self) -> None:
+        self._source_stop.set()
+        for thread in self._threads:
+            thread.join(10)
+        self._threads.clear()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            log.info("%s received: finishing running steps (grace %ss)", signal.Signals(signum).name,
+                     int(self.loaded.config.ferryman.grace))
+            self.stop.set()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            log.info("SIGHUP received: reloading the configuration")
+            self.reload.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+

@@ -1,0 +1,102 @@
+"""How items, flows and step runs are shown by ``status``, ``history`` and ``show``.
+
+Plain aligned text (rich tables on a terminal) or one JSON document with
+``--json``.  Nothing shown here can hold a secret: the journal never has any.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ferryman.item import Item, StepRun
+
+
+def when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "-"
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def item_dict(item: Item, steps: Sequence[StepRun] | None = None) -> dict[str, Any]:
+    """The JSON form of an item (DESIGN.md: id, flow, key, state, attempts, error, times, steps)."""
+    data: dict[str, Any] = {
+        "id": item.id, "flow": item.flow, "key": item.key, "origin": item.origin,
+        "state": str(item.state), "attempts": item.attempts, "error": item.error,
+        "error_type": item.error_type, "meta": item.meta, "files": [str(p) for p in item.files],
+        "step": item.step, "next_attempt_at": item.next_attempt_at,
+        "created_at": item.created_at, "updated_at": item.updated_at,
+    }
+    data["steps"] = [
+        {"index": r.index, "name": r.name, "started_at": r.started_at, "ended_at": r.ended_at,
+         "outcome": r.outcome, "error": r.error, "outputs": r.outputs}
+        for r in (steps or [])
+    ]
+    return data
+
+
+def print_json(data: object) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table: rich on a terminal, tab-free aligned text otherwise (for grep and scripts)."""
+    if sys.stdout.isatty():
+        t = Table(title=title, show_lines=False)
+        for column in columns:
+            t.add_column(column)
+        for row in rows:
+            t.add_row(*row)
+        Console().print(t)
+        return
+    if title:
+        print(title)
+    widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(c)
+              for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def short(text: str | None, width: int = 70) -> str:
+    if not text:
+        return ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def show_item(item: Item, steps: Sequence[StepRun]) -> None:
+    print(f"item      {item.id}")
+    print(f"flow      {item.flow}")
+    print(f"origin    {item.origin}")
+    print(f"key       {item.key}")
+    print(f"state     {item.state}" + (f" (next attempt {when(item.next_attempt_at)})"
+                                      if item.next_attempt_at else ""))
+    print(f"attempts  {item.attempts}")
+    print(f"created   {when(item.created_at)}")
+    print(f"updated   {when(item.updated_at)}")
+    if item.error:
+        print(f"error     {item.error}")
+    if item.meta:
+        print("meta")
+        for key, value in sorted(item.meta.items()):
+            print(f"  {key} = {value}")
+    if item.files:
+        print("files")
+        for path in item.files:
+            print(f"  {path}")
+    rows = []
+    for run in steps:
+        took = f"{(run.ended_at - run.started_at) * 1000:.0f} ms" if run.ended_at else "-"
+        detail = run.error or ", ".join(
+            f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in run.outputs.items())
+        rows.append((str(run.index), run.name, run.outcome, when(run.started_at), took, short(detail, 90)))
+    if rows:
+        print()
+        table(None, ("#", "step", "outcome", "started", "took", "detail"), rows)

@@ -1,0 +1,47 @@
+"""Logging: stderr always; with ``[ferryman.log] files``, one file per lowest level, rotated at midnight."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+from ferryman.config import LogConfig
+
+FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
+
+
+def setup(config: LogConfig | None, root: Path | None, *, verbose: int = 0, quiet: bool = False) -> None:
+    """Configure the ``ferryman`` logger (idempotent: handlers from an earlier call are replaced)."""
+    logger = logging.getLogger("ferryman")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    level = (config.level if config else "info").upper()
+    if verbose:
+        level = "DEBUG"
+    if quiet:
+        level = "WARNING"
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(level)
+    stderr.setFormatter(logging.Formatter(FORMAT))
+    logger.addHandler(stderr)
+    if config is None or root is None or not config.files:
+        return
+    folder = Path(config.dir).expanduser()
+    folder = folder if folder.is_absolute() else root / folder
+    folder.mkdir(parents=True, exist_ok=True)
+    for file_level, name in config.files.items():
+        path = folder / name
+        handler: logging.Handler
+        if config.rotate == "midnight":
+            handler = logging.handlers.TimedRotatingFileHandler(
+                path, when="midnight", backupCount=config.keep, encoding="utf-8")
+        else:
+            handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setLevel(file_level.upper())
+        handler.setFormatter(logging.Formatter(FORMAT))
+        logger.addHandler(handler)
