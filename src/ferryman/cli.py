@@ -168,12 +168,10 @@ def _summary(items: list[Item], delivered: dict[str, list[str]]) -> None:
     if not items:
         click.echo("nothing to do")
         return
-    shown = 0
-    for item in items:
+    for shown, item in enumerate(items):
         if shown == 20:
             click.echo(f"… and {len(items) - shown} more (see `ferryman history`)")
             break
-        shown += 1
         if item.state == State.DONE:
             where = delivered.get(item.id, [])
             target = f" → {', '.join(where)}" if where else ""

@@ -153,7 +153,7 @@ def load(path: str | Path | None = None) -> LoadedConfig:
         raise ConfigError(f"{chosen}: cannot read: {exc}") from None
     warnings: list[str] = []
     if "[rattail.filemon]" in text:
-        from ferryman.compat.rattail import ini_to_raw  # type: ignore[import-not-found,unused-ignore]
+        from ferryman.compat.rattail import ini_to_raw
 
         raw, warnings = ini_to_raw(chosen)
     else:
@@ -314,11 +314,11 @@ def _reference_problems(config: Config) -> Iterator[str]:
     from ferryman.transports import parse_location
 
     for name, flow in config.flows.items():
-        for notifier in flow.notify:
-            if notifier not in config.notify:
-                yield f"flows.{name}.notify: no notifier {notifier!r}" + _did_you_mean(
-                    notifier, sorted(config.notify)
-                ) + f" (declare it under [notify.{notifier}])"
+        for wanted in flow.notify:
+            if wanted not in config.notify:
+                yield f"flows.{name}.notify: no notifier {wanted!r}" + _did_you_mean(
+                    wanted, sorted(config.notify)
+                ) + f" (declare it under [notify.{wanted}])"
         parts: list[tuple[str, BaseModel]] = [(f"flows.{name}.source", flow.source)]
         parts += [(f"flows.{name}.steps[{i}]", step) for i, step in enumerate(flow.steps)]
         for where, part in parts:
@@ -334,10 +334,10 @@ def _reference_problems(config: Config) -> Iterator[str]:
                                                        location.scheme)
                 elif key == "connection" and isinstance(value, str):
                     yield from _connection_problem(config, f"{where}.{key}", value, None)
-    for name, notifier in config.notify.items():
-        conn = getattr(notifier, "connection", None)
+    for notifier_name, notifier_config in config.notify.items():
+        conn = getattr(notifier_config, "connection", None)
         if isinstance(conn, str):
-            yield from _connection_problem(config, f"notify.{name}.connection", conn, None)
+            yield from _connection_problem(config, f"notify.{notifier_name}.connection", conn, None)
 
 
 def _connection_problem(config: Config, where: str, name: str, kind: str | None) -> Iterator[str]:
@@ -355,7 +355,8 @@ def _warnings(config: Config) -> Iterator[str]:
         for key, value in model:
             here = f"{path}.{key}" if path else key
             if isinstance(value, Secret) and value.literal:
-                yield f"{here}: the secret is written in the config file; prefer {{ env = \"VAR\" }} or {{ file = \"…\" }}"
+                yield (f"{here}: the secret is written in the config file; "
+                       "prefer { env = \"VAR\" } or { file = \"…\" }")
             if key == "verify" and value is False:
                 yield f"{here}: TLS certificates are not checked; anyone on the path can read and change the traffic"
             if key == "check_host_key" and value is False:

@@ -23,9 +23,9 @@ from types import FrameType
 from typing import Any
 
 from ferryman import config as config_module
-from ferryman.config import ConfigError, LoadedConfig
+from ferryman.config import LoadedConfig
 from ferryman.engine import Engine, Flow
-from ferryman.errors import FerrymanError, describe
+from ferryman.errors import ConfigError, FerrymanError, describe
 from ferryman.item import Candidate, Item, State
 from ferryman.journal import open_journal
 
@@ -90,7 +90,8 @@ class Daemon:
     """Runs the flows of a config until stopped (or, with `once`, until the work found now is done)."""
 
     def __init__(self, loaded: LoadedConfig, *, only: Sequence[str] = (), once: bool = False,
-                 exit_when_idle: float | None = None, progress: Callable[[int, Item | None], None] | None = None) -> None:
+                 exit_when_idle: float | None = None,
+                 progress: Callable[[int, Item | None], None] | None = None) -> None:
         self.loaded = loaded
         self.only = list(only)
         self.once = once
@@ -185,7 +186,7 @@ class Daemon:
             if item.state == State.DONE:
                 self.report.delivered[item.id] = [
                     str(place) for run in engine.journal.steps(item.id)
-                    for place in run.outputs.get("delivered", [])  # type: ignore[union-attr]
+                    for place in _as_list(run.outputs.get("delivered"))
                 ]
         return 1 if self.report.failed else 0
 
@@ -248,3 +249,7 @@ class Daemon:
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
 
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else []

@@ -148,8 +148,8 @@ class Engine:
                 _, flow, item_id = heapq.heappop(self._timers)
                 self.flows[flow].queue.append(item_id)
             paused = self.journal.paused()
-            for name, flow in self.flows.items():
-                flow.paused = name in paused
+            for name, runtime in self.flows.items():
+                runtime.paused = name in paused
         self.hub.tick()
         self._dispatch()
 

@@ -15,9 +15,9 @@ FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
 def setup(config: LogConfig | None, root: Path | None, *, verbose: int = 0, quiet: bool = False) -> None:
     """Configure the ``ferryman`` logger (idempotent: handlers from an earlier call are replaced)."""
     logger = logging.getLogger("ferryman")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+        old.close()
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
     level = (config.level if config else "info").upper()

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from ferryman.notify.base import Failure, Notifier
 
@@ -63,7 +64,7 @@ class NotifyHub:
             state.failing = False
             self._flush(flow, state)
             for notifier in self._targets(flow):
-                self._jobs.put(lambda n=notifier: n.recovered(flow))
+                self._jobs.put(partial(notifier.recovered, flow))
 
     def tick(self) -> None:
         """Send digests whose window has closed (called regularly by the engine)."""
@@ -90,7 +91,7 @@ class NotifyHub:
 
     def _send(self, flow: str, failures: list[Failure]) -> None:
         for notifier in self._targets(flow):
-            self._jobs.put(lambda n=notifier: n.failed(failures))
+            self._jobs.put(partial(notifier.failed, failures))
 
     def _work(self) -> None:
         while True:
