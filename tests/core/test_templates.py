@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from ferryman import templates
+from ferryman.errors import PermanentError, UnsafeInput
+
+NOW = datetime(2026, 11, 24, 5, 30)
+
+
+def values(**meta: str) -> dict[str, object]:
+    return templates.fields_for(flow="f", item="abc", meta=meta, path="/in/people-export.csv", now=NOW)
+
+
+def test_fields_render() -> None:
+    out = templates.render("{flow}/{stem}_{now:%Y%m%d}{suffix} {meta.db} {item} {name}", values(db="bmgf"))
+    assert out == "f/people-export_20261124.csv bmgf abc people-export.csv"
+
+
+def test_missing_meta_names_what_the_item_has() -> None:
+    with pytest.raises(PermanentError, match=r"meta.to.*has: db"):
+        templates.render("{meta.to}", values(db="x"))
+
+
+def test_path_cannot_escape_its_base() -> None:
+    with pytest.raises(UnsafeInput, match="'..'"):
+        templates.render_path("/srv/out/{meta.t}", values(t="../../etc"))
+    with pytest.raises(UnsafeInput, match="leaves its base"):
+        templates.render_path("/srv/out/{meta.t}", values(t="/etc"))
+    assert templates.render_path("/srv/out/{meta.t}", values(t="people/2026")) == "/srv/out/people/2026"
+
+
+def test_name_is_one_segment() -> None:
+    with pytest.raises(UnsafeInput):
+        templates.render_name("{meta.n}", values(n="../passwd"))
+    with pytest.raises(UnsafeInput):
+        templates.render_name("{meta.n}", values(n=".."))
+    assert templates.render_name("{stem}.txt", values()) == "people-export.txt"
+
+
+def test_check_refuses_unknown_fields() -> None:
+    with pytest.raises(ValueError, match=r"unknown template field \{nme\}"):
+        templates.check("{nme}")
+    with pytest.raises(ValueError, match="meta.KEY"):
+        templates.check("{meta}")
+    templates.check("{meta.x}/{now:%Y}")
