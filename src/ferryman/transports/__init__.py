@@ -17,6 +17,7 @@ from ferryman.connections import ConnectionConfig
 from ferryman.errors import PermanentError, TransientError
 from ferryman.transports.base import RemoteFile, Transport
 from ferryman.transports.local import LocalTransport
+from ferryman.transports.sftp import open_sftp
 
 __all__ = ["TRANSPORTS", "Location", "RemoteFile", "Transport", "TransportPool", "parse_location"]
 
@@ -29,6 +30,7 @@ def _local(_: ConnectionConfig | None) -> Transport:
 
 TRANSPORTS: dict[str, TransportFactory] = {
     "file": _local,
+    "sftp": open_sftp,
 }
 """Transport factories by URL scheme (the connection type of the same name)."""
 

@@ -1,0 +1,331 @@
+"""SFTP over SSH (paramiko): key or password login, host keys checked by default.
+
+One `SftpTransport` is one SSH connection with one SFTP session, kept open
+by the `TransportPool` and reused for every file (a thousand small files
+cost a thousand requests, not a thousand logins).  Uploads are pipelined
+(writes are not acknowledged one by one) and downloads prefetched with a
+bounded number of requests in flight, so memory stays flat whatever the size.
+
+Every paramiko and socket exception is mapped in `sftp_errors`:
+login, host key, permission and missing-file problems are permanent;
+dropped connections, timeouts and server-side failures are transient (the
+pool then closes this transport and the next use reconnects).
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import shutil
+import socket
+import stat as stat_mode
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path, PurePosixPath
+
+import paramiko
+
+from ferryman.connections import ConnectionConfig, SftpConnection
+from ferryman.errors import FerrymanError, PermanentError, TransientError
+from ferryman.secrets import mask
+from ferryman.transports.base import RemoteFile, Transport
+
+CHUNK = 1024 * 1024
+"""Bytes read from the local file per write call (paramiko splits them into 32 KiB requests)."""
+
+WINDOW = 16 * 1024 * 1024
+"""SSH channel window: how many bytes may be in flight before the server acknowledges them."""
+
+PREFETCH_REQUESTS = 48
+"""Read requests in flight during a download (48 x 32 KiB, about 1.5 MiB, buffered at most)."""
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """``SHA256:…`` as ``ssh-keygen -l`` prints it."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class SftpTransport(Transport):
+    """An open SFTP session on `conn` (connects in the constructor)."""
+
+    def __init__(self, conn: SftpConnection) -> None:
+        self.conn = conn
+        self.where = f"sftp {conn.user}@{conn.host}:{conn.port}"
+        self._secrets = [s.reveal() for s in (conn.password, conn.key_passphrase) if s is not None]
+        self._ssh: paramiko.Transport | None = None
+        self._known_dirs: set[str] = set()
+        self._posix_rename = True
+        with self.errors("cannot connect"):
+            self._ssh = self._login()
+            sftp = paramiko.SFTPClient.from_transport(
+                self._ssh, window_size=WINDOW, max_packet_size=32768
+            )
+            if sftp is None:
+                raise TransientError(f"{self.where}: the server did not open an SFTP session")
+            self.sftp: paramiko.SFTPClient = sftp
+            sftp.get_channel().settimeout(conn.timeout)  # type: ignore[union-attr]
+
+    # -- connecting ---------------------------------------------------------------------------
+
+    def _login(self) -> paramiko.Transport:
+        conn = self.conn
+        sock = socket.create_connection((conn.host, conn.port), timeout=conn.timeout)
+        ssh = paramiko.Transport(sock)
+        try:
+            ssh.banner_timeout = conn.timeout
+            ssh.auth_timeout = conn.timeout
+            ssh.start_client(timeout=conn.timeout)
+            self._check_host_key(ssh.get_remote_server_key())
+            self._authenticate(ssh)
+        except BaseException:
+            ssh.close()
+            raise
+        ssh.set_keepalive(30)
+        return ssh
+
+    def _check_host_key(self, key: paramiko.PKey) -> None:
+        conn = self.conn
+        if not conn.check_host_key:
+            return
+        got = fingerprint(key)
+        if conn.host_key:
+            if _matches_pin(key, conn.host_key):
+                return
+            raise PermanentError(
+                f"{self.where}: host key {got} ({key.get_name()}) does not match the pinned host_key; "
+                "if the server's key really changed, update host_key"
+            )
+        known_file = Path(conn.known_hosts or "~/.ssh/known_hosts").expanduser()
+        known = paramiko.HostKeys()
+        if known_file.exists():
+            try:
+                known.load(str(known_file))
+            except (OSError, paramiko.SSHException) as exc:
+                raise PermanentError(f"{self.where}: cannot read known_hosts {known_file}: {exc}") from None
+        elif conn.known_hosts:
+            raise PermanentError(f"{self.where}: known_hosts file {known_file} does not exist")
+        name = conn.host if conn.port == 22 else f"[{conn.host}]:{conn.port}"
+        entries = known.lookup(name)
+        if entries is None:
+            raise PermanentError(
+                f"{self.where}: unknown host key {got} ({key.get_name()}) for {name}, not in "
+                f"{known_file}; check it and add it there, or pin it with host_key"
+            )
+        expected = entries.get(key.get_name())
+        if expected is None or expected.asbytes() != key.asbytes():
+            pinned = fingerprint(expected) if expected is not None else "another key type"
+            raise PermanentError(
+                f"{self.where}: host key {got} ({key.get_name()}) does not match {known_file} "
+                f"({pinned}); the server's key changed, or someone is in the middle"
+            )
+
+    def _authenticate(self, ssh: paramiko.Transport) -> None:
+        conn = self.conn
+        if conn.key_file is None and conn.password is None:
+            raise PermanentError(f"{self.where}: set password or key_file for the connection")
+        failure: Exception | None = None
+        if conn.key_file is not None:
+            key = self._load_key(conn.key_file)
+            try:
+                ssh.auth_publickey(conn.user, key)
+                return
+            except paramiko.AuthenticationException as exc:
+                failure = exc
+        if conn.password is not None:
+            password = conn.password.reveal()
+            try:
+                ssh.auth_password(conn.user, password)
+                return
+            except paramiko.BadAuthenticationType as exc:
+                if "keyboard-interactive" not in exc.allowed_types:
+                    failure = exc
+                else:
+                    ssh.auth_interactive(conn.user, lambda _t, _i, prompts: [password] * len(prompts))
+                    return
+            except paramiko.AuthenticationException as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    def _load_key(self, key_file: str) -> paramiko.PKey:
+        path = Path(key_file).expanduser()
+        passphrase = self.conn.key_passphrase.reveal() if self.conn.key_passphrase else None
+        try:
+            secret = passphrase.encode() if passphrase else None
+            return paramiko.PKey.from_path(path, password=secret)  # type: ignore[arg-type]  # wants bytes
+        except FileNotFoundError:
+            raise PermanentError(f"{self.where}: key_file {path} does not exist") from None
+        except TypeError:  # cryptography's way of saying a passphrase is needed
+            raise PermanentError(f"{self.where}: key_file {path} is encrypted; set key_passphrase") from None
+        except paramiko.PasswordRequiredException:
+            raise PermanentError(f"{self.where}: key_file {path} is encrypted; set key_passphrase") from None
+        except (paramiko.SSHException, ValueError, OSError) as exc:
+            reason = "wrong key_passphrase" if passphrase else str(exc)
+            raise PermanentError(f"{self.where}: cannot load key_file {path}: {reason}") from None
+
+    # -- errors -------------------------------------------------------------------------------
+
+    @contextmanager
+    def errors(self, action: str, path: str = "") -> Iterator[None]:
+        """Map paramiko and socket exceptions to `PermanentError` / `TransientError`."""
+        what = f"{self.where}: {action}{' ' + path if path else ''}"
+        try:
+            yield
+        except FerrymanError as exc:
+            raise type(exc)(mask(str(exc), self._secrets)) from exc
+        except paramiko.BadAuthenticationType as exc:
+            allowed = ", ".join(exc.allowed_types) or "none"
+            raise PermanentError(f"{what}: login refused; the server allows only: {allowed}") from None
+        except paramiko.AuthenticationException:
+            raise PermanentError(f"{what}: login failed for user {self.conn.user} (wrong password or key)") from None
+        except paramiko.BadHostKeyException as exc:
+            raise PermanentError(f"{what}: host key mismatch ({fingerprint(exc.key)})") from None
+        except socket.gaierror as exc:
+            raise TransientError(f"{what}: cannot resolve host {self.conn.host}: {exc.strerror}") from None
+        except TimeoutError:
+            raise TransientError(f"{what}: timed out after {self.conn.timeout:g}s") from None
+        except ConnectionRefusedError:
+            raise TransientError(
+                f"{what}: connection refused (is the server running on port {self.conn.port}?)"
+            ) from None
+        except (ConnectionError, EOFError) as exc:
+            raise TransientError(f"{what}: connection lost ({_reason(exc)})") from None
+        except paramiko.SSHException as exc:
+            kind = PermanentError if self._alive() else TransientError
+            raise kind(f"{what}: {mask(_reason(exc), self._secrets)}") from None
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise PermanentError(f"{what}: no such file or folder") from None
+            if exc.errno == errno.EACCES:
+                raise PermanentError(f"{what}: permission denied") from None
+            if exc.errno is not None or not self._alive():
+                raise TransientError(f"{what}: connection lost ({_reason(exc)})") from None
+            # SSH_FX_FAILURE: the server could not do it (full disk, quota, busy); may clear up.
+            raise TransientError(f"{what}: the server reported a failure ({_reason(exc)}); "
+                                 "full disk or quota?") from None
+
+    def _alive(self) -> bool:
+        return self._ssh is not None and self._ssh.is_active()
+
+    # -- moving bytes -------------------------------------------------------------------------
+
+    def put(self, local: Path, path: str) -> None:
+        with self.errors("cannot upload to", path), open(local, "rb") as src, \
+                self.sftp.open(path, "wb") as dst:
+            dst.set_pipelined(True)
+            shutil.copyfileobj(src, dst, CHUNK)
+
+    def get(self, path: str, local: Path) -> None:
+        with self.errors("cannot download", path), open(local, "wb") as dst:
+            self.sftp.getfo(path, dst, max_concurrent_prefetch_requests=PREFETCH_REQUESTS)
+
+    def rename(self, src: str, dst: str) -> None:
+        with self.errors("cannot rename", f"{src} to {dst}"):
+            if self._posix_rename:
+                try:
+                    self.sftp.posix_rename(src, dst)
+                    return
+                except OSError as exc:
+                    if exc.errno is not None or "unsupported" not in str(exc).lower():
+                        raise
+                    self._posix_rename = False
+            # Plain SFTP rename refuses to replace: remove the target first.
+            with suppress(FileNotFoundError):
+                self.sftp.remove(dst)
+            self.sftp.rename(src, dst)
+
+    def remove(self, path: str) -> None:
+        with self.errors("cannot delete", path):
+            try:
+                self.sftp.remove(path)
+            except FileNotFoundError:
+                return
+
+    def stat(self, path: str) -> RemoteFile | None:
+        with self.errors("cannot stat", path):
+            try:
+                attrs = self.sftp.stat(path)
+            except FileNotFoundError:
+                return None
+        return RemoteFile(path, attrs.st_size or 0, attrs.st_mtime)
+
+    def list(self, path: str, recursive: bool = False) -> Iterator[RemoteFile]:
+        with self.errors("cannot list", path):
+            entries = self.sftp.listdir_attr(path)
+        folders = []
+        for entry in sorted(entries, key=lambda e: e.filename):
+            full = str(PurePosixPath(path) / entry.filename)
+            mode = entry.st_mode or 0
+            if stat_mode.S_ISLNK(mode):
+                with self.errors("cannot stat", full):
+                    try:
+                        entry = self.sftp.stat(full)  # follow the link
+                    except FileNotFoundError:
+                        continue  # dangling
+                mode = entry.st_mode or 0
+            if stat_mode.S_ISDIR(mode):
+                folders.append(full)
+            elif stat_mode.S_ISREG(mode):
+                yield RemoteFile(full, entry.st_size or 0, entry.st_mtime)
+        if recursive:
+            for folder in folders:
+                yield from self.list(folder, recursive=True)
+
+    def makedirs(self, path: str) -> None:
+        folder = str(PurePosixPath(path))
+        if folder in self._known_dirs or folder in ("/", ".", ""):
+            return
+        with self.errors("cannot create folder", folder):
+            try:
+                attrs = self.sftp.stat(folder)
+            except FileNotFoundError:
+                self.makedirs(str(PurePosixPath(folder).parent))
+                try:
+                    self.sftp.mkdir(folder)
+                except OSError as exc:
+                    # Someone else may have made it meanwhile; otherwise report why mkdir failed.
+                    if not self._is_dir(folder):
+                        raise exc from None
+            else:
+                if not stat_mode.S_ISDIR(attrs.st_mode or 0):
+                    raise PermanentError(f"{self.where}: cannot create folder {folder}: a file has that name")
+        self._known_dirs.add(folder)
+
+    def _is_dir(self, path: str) -> bool:
+        try:
+            return stat_mode.S_ISDIR(self.sftp.stat(path).st_mode or 0)
+        except FileNotFoundError:
+            return False
+
+    def close(self) -> None:
+        if self._ssh is not None:
+            self._ssh.close()
+            self._ssh = None
+
+
+def _matches_pin(key: paramiko.PKey, pin: str) -> bool:
+    """`pin` is ``ssh-ed25519 AAAA…`` (a known_hosts line's key part) or ``SHA256:…``."""
+    pin = pin.strip()
+    if pin.startswith("SHA256:"):
+        return pin.rstrip("=") == fingerprint(key)
+    parts = pin.split()
+    if len(parts) < 2:
+        return False
+    try:
+        blob = base64.b64decode(parts[1])
+    except ValueError:
+        return False
+    return parts[0] == key.get_name() and blob == key.asbytes()
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
+def open_sftp(conn: ConnectionConfig | None) -> Transport:
+    """The ``sftp`` entry of `TRANSPORTS`."""
+    if not isinstance(conn, SftpConnection):
+        raise PermanentError("sftp:// needs a connection of type sftp")
+    return SftpTransport(conn)
