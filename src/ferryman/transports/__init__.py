@@ -17,6 +17,7 @@ from ferryman.connections import ConnectionConfig
 from ferryman.errors import PermanentError, TransientError
 from ferryman.transports.base import RemoteFile, Transport
 from ferryman.transports.local import LocalTransport
+from ferryman.transports.s3 import open_s3
 from ferryman.transports.sftp import open_sftp
 
 __all__ = ["TRANSPORTS", "Location", "RemoteFile", "Transport", "TransportPool", "parse_location"]
@@ -30,6 +31,7 @@ def _local(_: ConnectionConfig | None) -> Transport:
 
 TRANSPORTS: dict[str, TransportFactory] = {
     "file": _local,
+    "s3": open_s3,
     "sftp": open_sftp,
 }
 """Transport factories by URL scheme (the connection type of the same name)."""
