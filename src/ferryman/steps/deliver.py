@@ -117,14 +117,21 @@ class DeliverStep(Step[DeliverConfig]):
             self._verify(transport, path, size, final)
             return final
         temp = final + self.config.temp_suffix
-        transport.put(path, temp)
         try:
+            transport.put(path, temp)
             self._verify(transport, path, size, temp)
-        except TransientError:
-            transport.remove(temp)
+        except Exception:
+            self._discard(transport, temp)
             raise
         transport.rename(temp, final)
         return final
+
+    def _discard(self, transport: Transport, temp: str) -> None:
+        """Remove a failed upload's temporary file (best effort: the server may be gone)."""
+        try:
+            transport.remove(temp)
+        except Exception as exc:
+            self.flow.log.debug("could not remove %s: %s", temp, exc)
 
     def _final_name(self, transport: Transport, path: Path, size: int, final: str,
                     ctx: StepContext) -> str | None:
