@@ -111,8 +111,10 @@ class Engine:
             return []
         ordered = sorted(candidates, key=lambda c: (c.order, c.key))
         items = self.journal.admit(flow, ordered)
+        target = self.flows[flow]
+        if len(items) < len(ordered) and target.source.disposes:
+            self._dispose_again(target, {c.key for c in ordered} - {i.key for i in items})
         with self._lock:
-            target = self.flows[flow]
             for item in items:
                 self._known.add(item.id)
                 target.queue.append(item.id)
@@ -120,6 +122,14 @@ class Engine:
                 self._last_activity = time.monotonic()
         self._dispatch()
         return items
+
+    def _dispose_again(self, flow: Flow, keys: set[str]) -> None:
+        """Finish the disposal of originals whose item ended but whose `finalize` was cut off
+        (a crash between the journal's commit and the move or delete)."""
+        for key in keys:
+            item = self.journal.find(flow.name, key)
+            if item is not None and item.state in (State.DONE, State.FAILED):
+                self._finalize(flow, item, Outcome(item.state == State.DONE, item.error))
 
     def resume_unfinished(self) -> int:
         """Queue items left pending or running (a crash, a restart, `ferryman retry`)."""

@@ -57,6 +57,12 @@ class Source(ABC, Generic[C]):
 
     Config: ClassVar[type[SourceConfig]]
 
+    @property
+    def disposes(self) -> bool:
+        """True when `finalize` does something (move, delete): the engine then re-runs it, idempotently,
+        for an original offered again after its item ended (a crash cut the first finalize short)."""
+        return False
+
     def __init__(self, config: C, flow: FlowContext) -> None:
         self.config = config
         self.flow = flow
@@ -74,14 +80,14 @@ class Source(ABC, Generic[C]):
                 emit(found)
             stop.wait(self.config.poll_interval)
 
-    def finalize(self, item: Item, outcome: Outcome) -> None:  # noqa: B027 - optional hook
+    def finalize(self, item: Item, outcome: Outcome) -> None:
         """Dispose of the original after the journal committed `outcome` (default: keep it)."""
 
     def explain(self, path: str) -> str | None:
         """Why `path` is or is not picked up by this source (None when it is not this source's)."""
         return None
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections and watchers."""
 
     def meta_from_name(self, name: str) -> dict[str, str] | None:
