@@ -16,6 +16,7 @@ Fixtures: ``dovecot`` (one per session: use a fresh user per test with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -50,7 +51,7 @@ class _Introspection(BaseHTTPRequestHandler):
 
     server: _IntrospectionServer
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         form = parse_qs(self.rfile.read(length).decode())
         token = (form.get("token") or [""])[0]
@@ -240,10 +241,8 @@ service imap-login {{
         """Kill every logged-in IMAP session (clients see the connection drop); keep listening."""
         for pid in _descendants(self.process.pid if self.process else -1):
             if _comm(pid) == "imap":
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
     def stop(self) -> None:
         if self.process is None:
