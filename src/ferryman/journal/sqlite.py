@@ -38,6 +38,11 @@ T = TypeVar("T")
 log = logging.getLogger("ferryman.journal")
 
 
+def _reason(exc: BaseException) -> str:
+    """SQLite's own words are clear ("database or disk is full"); other errors name their type."""
+    return " ".join(str(exc).split()) if isinstance(exc, sqlite3.Error) else describe(exc)
+
+
 class _Write:
     """One queued write: the operation, and how its caller waits for it."""
 
@@ -108,7 +113,7 @@ class SqliteJournal(SqlJournal):
         except JournalError:
             raise
         except (sqlite3.Error, OSError) as exc:
-            reason = describe(exc)
+            reason = _reason(exc)
             if "unable to open database file" in reason:
                 reason = f"{reason} (does the folder {self.path.parent} exist and is it writable?)"
             elif "file is not a database" in reason:
@@ -146,7 +151,7 @@ class SqliteJournal(SqlJournal):
         except Exception as exc:
             if self._conn.in_transaction:
                 self._conn.rollback()
-            message = f"writing the journal {self.path} failed: {describe(exc)}"
+            message = f"writing the journal {self.path} failed: {_reason(exc)}"
             log.error("%s", message)
             for write in writes:
                 if write.done is not None and not write.done.is_set():
