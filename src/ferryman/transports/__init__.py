@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 from ferryman.connections import ConnectionConfig
 from ferryman.errors import PermanentError, TransientError
 from ferryman.transports.base import RemoteFile, Transport
+from ferryman.transports.ftp import open_ftp
 from ferryman.transports.local import LocalTransport
 from ferryman.transports.s3 import open_s3
 from ferryman.transports.sftp import open_sftp
@@ -31,6 +32,7 @@ def _local(_: ConnectionConfig | None) -> Transport:
 
 TRANSPORTS: dict[str, TransportFactory] = {
     "file": _local,
+    "ftp": open_ftp,
     "s3": open_s3,
     "sftp": open_sftp,
 }
