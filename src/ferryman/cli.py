@@ -307,8 +307,8 @@ def why(config_path: str | None, path: str) -> None:
                     continue
                 answered = True
                 click.echo(f"{name}: {reason}")
-                key_for = getattr(flow.source, "key_for", None)
-                key = key_for(target) if key_for else None
+                key_of = getattr(flow.source, "key_of", None)
+                key = key_of(target) if key_of else None
                 item = journal.find(name, key) if key else None
                 if item is not None:
                     detail = f": {item.error}" if item.error else ""

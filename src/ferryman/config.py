@@ -168,10 +168,16 @@ def load(path: str | Path | None = None) -> LoadedConfig:
 def validate(raw: dict[str, Any]) -> Config:
     """Validate a raw config mapping; `ConfigError` lists every problem with its key path."""
     problems = list(_type_problems(raw))
+    # A component whose type is unknown has no model to check its other keys against.
+    untyped = tuple(p.split(": ", 1)[0].removesuffix(".type") for p in problems)
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        problems += [_describe(raw, err) for err in exc.errors() if err["type"] not in _TAG_ERRORS]
+        for err in exc.errors():
+            line = _describe(raw, err)
+            if err["type"] in _TAG_ERRORS or any(line.startswith((f"{u}.", f"{u}:")) for u in untyped):
+                continue
+            problems.append(line)
         raise ConfigError(problems) from None
     if problems:
         raise ConfigError(problems)

@@ -219,7 +219,7 @@ class Engine:
             try:
                 result = _call(step, item, ctx, timeout)
             except Exception as exc:
-                run = StepRun(item.id, index, step.config.label, started, time.time(), "failed", describe(exc))
+                run = StepRun(item.id, index, step.config.title, started, time.time(), "failed", describe(exc))
                 self.journal.step_failed(run)
                 self._failed(flow, item, step, exc)
                 return
@@ -228,7 +228,7 @@ class Engine:
                     item.files = list(result.files)
                 item.meta.update(result.meta)
             outputs = result.outputs if result is not None else {}
-            run = StepRun(item.id, index, step.config.label, started, time.time(), "done", None, outputs)
+            run = StepRun(item.id, index, step.config.title, started, time.time(), "done", None, outputs)
             self.journal.step_done(run, [str(p) for p in item.files], item.meta)
             item.step, item.attempts, item.error_type = index + 1, 0, None
         item.state, item.error, item.next_attempt_at = State.DONE, None, None
@@ -249,17 +249,17 @@ class Engine:
             wait = policy.wait(item.attempts)
             item.state, item.next_attempt_at = State.PENDING, time.time() + wait
             log.warning("%s: item %s failed at %s (attempt %d): %s; retrying in %s", flow.name, item.id,
-                        step.config.label, item.attempts, message, format_duration(round(wait, 3)))
+                        step.config.title, item.attempts, message, format_duration(round(wait, 3)))
             self.journal.finish(item)
             with self._lock:
                 heapq.heappush(self._timers, (item.next_attempt_at, flow.name, item.id))
             return
         item.state, item.next_attempt_at = State.FAILED, None
         log.error("%s: item %s failed at %s after %d attempt(s): %s [%s]", flow.name, item.id,
-                  step.config.label, item.attempts, message, item.origin)
+                  step.config.title, item.attempts, message, item.origin)
         self.journal.finish(item)
         self._finalize(flow, item, Outcome(False, message))
-        self.hub.failed(Failure(flow.name, item.id, item.key, item.origin, step.config.label,
+        self.hub.failed(Failure(flow.name, item.id, item.key, item.origin, step.config.title,
                                 message, item.attempts, time.time()))
         if flow.config.stop_on_error:
             self.journal.pause(flow.name, f"item {item.id} failed: {message}")
@@ -322,7 +322,7 @@ class Engine:
                 try:
                     step.close()
                 except Exception as exc:
-                    log.warning("%s: closing %s: %s", flow.name, step.config.label, exc)
+                    log.warning("%s: closing %s: %s", flow.name, step.config.title, exc)
             flow.source.close()
         self.hub.close()
         self.transports.close()
@@ -345,7 +345,7 @@ def _call(step: Step[Any], item: Item, ctx: StepContext, timeout: float | None) 
 
     threading.Thread(target=target, name=f"ferryman-step-{item.id}", daemon=True).start()
     if not done.wait(timeout):
-        raise StepTimeout(f"step {step.config.label} ran past its timeout of {format_duration(timeout)}")
+        raise StepTimeout(f"step {step.config.title} ran past its timeout of {format_duration(timeout)}")
     if "error" in box:
         raise box["error"]
     return box.get("result")

@@ -91,7 +91,8 @@ def test_second_daemon_on_same_root_is_refused(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     daemon = start_ferryman("run", "-c", str(config))
     try:
-        wait_for(lambda: (tmp_path / "state" / "ferryman.pid").read_text().strip() == str(daemon.pid))
+        pid_file = tmp_path / "state" / "ferryman.pid"
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() == str(daemon.pid))
         second = ferryman("run", "-c", str(config), timeout=30)
         assert second.returncode == 2
         assert f"another ferryman (pid {daemon.pid}) is already running" in second.stderr
@@ -110,7 +111,7 @@ def test_unwritable_destination_fails_the_item_clearly_then_retry_succeeds(tmp_p
     assert first.returncode == 1
     assert "failed   drop:" in first.stdout and "cannot create folder" in first.stdout
     history = json.loads(ferryman("history", "--json", "-c", str(config), check=True).stdout)
-    assert len(history) == 1 and history[0]["state"] == "failed" and history[0]["attempts"] == 2
+    assert len(history) == 1 and history[0]["state"] == "failed" and history[0]["attempts"] == 1
     item_id = history[0]["id"]
     shown = ferryman("show", item_id[:6], "-c", str(config), check=True).stdout
     assert "cannot create folder" in shown and "deliver" in shown
@@ -142,7 +143,8 @@ def test_config_mistakes_are_all_reported_with_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "flows.x.source.type: unknown source type 'foldr'; did you mean 'folder'?" in done.stderr
     assert "flows.x.steps[0].too: unknown key; did you mean 'to'?" in done.stderr
-    assert "2 problems in the configuration" in done.stderr
+    assert "flows.x.steps[0].to: required key is missing" in done.stderr
+    assert "3 problems in the configuration" in done.stderr
 
 
 def test_init_writes_a_config_that_checks_and_runs(tmp_path: Path) -> None:
@@ -154,7 +156,7 @@ def test_init_writes_a_config_that_checks_and_runs(tmp_path: Path) -> None:
     (tmp_path / "inbox" / "report.csv").write_text("a,b\n")
     ferryman("run", "--once", cwd=tmp_path, check=True)
     assert (tmp_path / "outbox" / "report.csv").exists()
-    assert list((tmp_path / "archive").rglob("report.csv")), "the original is moved to the dated archive"
+    assert list((tmp_path / "inbox" / "archive").rglob("report.csv")), "the original is moved to the dated archive"
 
 
 def test_why_explains_a_file(tmp_path: Path) -> None:

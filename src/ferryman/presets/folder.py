@@ -6,6 +6,7 @@ import json
 
 
 def render_folder(inbox: str = "inbox", outbox: str = "outbox", archive: str = "archive") -> str:
+    # A relative move folder is relative to the watched folder (and never scanned itself).
     """A commented config: inbox → (unzip if zip) → outbox, originals moved to a dated archive."""
     q = json.dumps  # TOML basic strings are JSON strings for these values
     return f'''# ferryman configuration — see docs/configuration.md for every key.
@@ -27,7 +28,7 @@ type = "folder"
 path = {q(inbox)}
 include = ["*"]           # globs, e.g. ["*.csv", "*.zip"]
 # ready = "auto"          # close/rename events, or stable for `settle` when found by a scan
-after = {{ move = {q(archive + "/{now:%Y-%m}")} }}   # or "keep" (default) / "delete"
+after = {{ move = {q(archive + "/{now:%Y-%m}")} }}   # under the inbox; or "keep" (default) / "delete"
 
 [[flows.inbox.steps]]
 type = "deliver"

@@ -23,13 +23,14 @@ class StepConfig(Model):
     """Keys every step takes besides its own."""
 
     type: str
-    name: str | None = Field(None, description="A label for logs and `show` (default: the type).")
+    label: str | None = Field(None, description="A name for this step in logs and `show` (default: the type).")
     retry: RetryConfig | None = Field(None, description="Retry policy for this step (default: the flow's).")
     timeout: Duration | None = Field(None, description="Fail the attempt (and maybe retry) past this time.")
 
     @property
-    def label(self) -> str:
-        return self.name or self.type
+    def title(self) -> str:
+        """How logs, the journal and `show` name this step."""
+        return self.label or self.type
 
 
 @dataclass
