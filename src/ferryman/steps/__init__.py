@@ -5,12 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
+from ferryman.steps.checksum import ChecksumStep
 from ferryman.steps.deliver import DeliverStep
+from ferryman.steps.gunzip import GunzipStep
+from ferryman.steps.gzip import GzipStep
 from ferryman.steps.rename import RenameStep
+from ferryman.steps.unzip import UnzipStep
+from ferryman.steps.zip import ZipStep
 
 STEPS: dict[str, type[Step[Any]]] = {
     "deliver": DeliverStep,
     "rename": RenameStep,
+    "unzip": UnzipStep,
+    "gunzip": GunzipStep,
+    "zip": ZipStep,
+    "gzip": GzipStep,
+    "checksum": ChecksumStep,
 }
 """Every step type, by its config ``type`` key."""
 
