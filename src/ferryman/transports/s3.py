@@ -5,9 +5,10 @@ gives ``/bucket/key``).  Objects appear only when complete, so `atomic_put`
 is true and ``deliver`` writes the final key directly.
 
 Uploads above `chunk_size` are multipart: `concurrency` worker threads each
-read one part with ``pread``, hash it (SHA-256) and send it with its checksum,
-so memory stays near ``concurrency * chunk_size`` whatever the file size, and
-the store refuses a part whose bytes changed on the way (``BadDigest``).  The
+hash one part (SHA-256) and send it with its checksum, reading it from the
+file in small blocks (`FileSlice`), so memory stays small whatever the file
+and part sizes, and the store refuses a part whose bytes changed on the way
+(``BadDigest``).  The
 completed object's composite checksum (``<sha256 of part digests>-N``) is
 compared with the one computed locally.  A single-part object's checksum is
 the SHA-256 of its bytes, which `checksum` returns.
@@ -18,13 +19,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import io
 import os
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
 from ferryman.connections import S3Connection
 from ferryman.errors import PermanentError, TransientError
@@ -108,6 +110,57 @@ def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+class FileSlice(io.RawIOBase):
+    """A read-only, seekable window on an open file, read with ``pread`` (threads share the fd).
+
+    Multipart bodies are slices rather than bytes, so a part is never held in
+    memory: botocore and the HTTP client read it in small blocks.
+    """
+
+    def __init__(self, fd: int, start: int, length: int) -> None:
+        super().__init__()
+        self._fd, self._start, self._length, self._pos = fd, start, length, 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = min(max(base + offset, 0), self._length)
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = self._length - self._pos
+        if size is None or size < 0 or size > left:
+            size = left
+        data = os.pread(self._fd, size, self._start + self._pos) if size else b""
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def sha256(self) -> bytes:
+        """The slice's SHA-256, read in 1 MiB blocks (the position is left at the start)."""
+        digest = hashlib.sha256()
+        self.seek(0)
+        while block := self.read(MiB):
+            digest.update(block)
+        self.seek(0)
+        return digest.digest()
+
+
 class S3Transport(Transport):
     """One boto3 client on one S3 connection.
 
@@ -118,7 +171,7 @@ class S3Transport(Transport):
 
     atomic_put: ClassVar[bool] = True
 
-    def __init__(self, conn: S3Connection, *, chunk_size: int = 8 * MiB, concurrency: int = 4) -> None:
+    def __init__(self, conn: S3Connection, *, chunk_size: int = 16 * MiB, concurrency: int = 4) -> None:
         import boto3
         from botocore.config import Config
 
@@ -193,10 +246,10 @@ class S3Transport(Transport):
         def send(index: int) -> None:
             if failed.is_set():
                 return
-            data = os.pread(fd, part_size, index * part_size)
-            digest = hashlib.sha256(data).digest()
+            part = FileSlice(fd, index * part_size, min(part_size, size - index * part_size))
+            digest = part.sha256()
             answer = self.client.upload_part(
-                Bucket=bucket, Key=key, UploadId=upload, PartNumber=index + 1, Body=data,
+                Bucket=bucket, Key=key, UploadId=upload, PartNumber=index + 1, Body=cast(IO[bytes], part),
                 ChecksumSHA256=_b64(digest),
             )
             digests[index], etags[index] = digest, answer["ETag"]
