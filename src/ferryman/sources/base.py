@@ -6,7 +6,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import Field, field_validator
 
@@ -56,6 +56,11 @@ class Source(ABC, Generic[C]):
     """
 
     Config: ClassVar[type[SourceConfig]]
+
+    implicit_steps: ClassVar[tuple[dict[str, Any], ...]] = ()
+    """Step configs (as in the TOML, e.g. ``{"type": "fetch"}``) that the engine runs before the
+    flow's own steps.  A remote source's candidates carry no files, only where they are
+    (``meta.remote_url``); its built-in ``fetch`` step downloads them into the work folder."""
 
     @property
     def disposes(self) -> bool:
