@@ -30,6 +30,8 @@ class FlowContext:
     transports: TransportPool
     journal: Journal
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("ferryman"))
+    config_file: Path | None = None
+    """The config file itself (the ``python`` step hands it to rattail-style ``Class(config)`` actions)."""
 
     def resolve(self, path: str | Path) -> Path:
         """A config path made absolute against the config file's folder (``~`` expanded)."""
