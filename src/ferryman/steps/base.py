@@ -52,9 +52,19 @@ class StepContext:
     now: datetime = field(default_factory=datetime.now)
 
     def values(self, path: Path | str | None = None, **extra: Any) -> dict[str, Any]:
-        """Template variables for one of the item's files (or for the item when `path` is None)."""
+        """Template variables for one of the item's files (or for the item when `path` is None).
+
+        Meta keys written ``KEY@NAME`` belong to the file called NAME: for that file
+        they are also visible as ``{meta.KEY}`` (the `meta` step sets them per file).
+        """
+        meta = self.item.meta
+        if path is not None:
+            suffix = "@" + Path(path).name
+            own = {k[: -len(suffix)]: v for k, v in meta.items() if k.endswith(suffix)}
+            if own:
+                meta = {**meta, **own}
         return templates.fields_for(
-            flow=self.flow.flow, item=self.item.id, meta=self.item.meta, path=path, now=self.now, **extra
+            flow=self.flow.flow, item=self.item.id, meta=meta, path=path, now=self.now, **extra
         )
 
     def files(self, include: list[str] | None = None) -> Iterator[Path]:
