@@ -8,8 +8,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import pyzipper
 import pytest
+import pyzipper
 
 from ferryman.errors import PermanentError, UnsafeInput
 from ferryman.steps.checksum import file_digest
