@@ -6,21 +6,27 @@ from typing import Any
 
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
 from ferryman.steps.checksum import ChecksumStep
+from ferryman.steps.command import CommandStep
 from ferryman.steps.deliver import DeliverStep
+from ferryman.steps.fetch import FetchStep
 from ferryman.steps.gunzip import GunzipStep
 from ferryman.steps.gzip import GzipStep
+from ferryman.steps.python import PythonStep
 from ferryman.steps.rename import RenameStep
 from ferryman.steps.unzip import UnzipStep
 from ferryman.steps.zip import ZipStep
 
 STEPS: dict[str, type[Step[Any]]] = {
     "deliver": DeliverStep,
+    "fetch": FetchStep,
     "rename": RenameStep,
     "unzip": UnzipStep,
     "gunzip": GunzipStep,
     "zip": ZipStep,
     "gzip": GzipStep,
     "checksum": ChecksumStep,
+    "command": CommandStep,
+    "python": PythonStep,
 }
 """Every step type, by its config ``type`` key."""
 
