@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from steps.harness import RunStep, build_step
 
 from ferryman.errors import PermanentError, StepTimeout, TransientError, UnsafeInput
+from steps.harness import RunStep, build_step
 
 
 @pytest.fixture
@@ -65,8 +65,8 @@ def test_shell_mode_quotes_hostile_names(run_step: RunStep, tmp_path: Path) -> N
 
 def test_non_zero_exit_is_permanent_with_stderr_tail(run_step: RunStep, csv_file: Path) -> None:
     with pytest.raises(PermanentError, match=r"exited with 3: line 1 \| line 2 \| boom") as info:
-        run_step({"type": "command", "command": ["sh", "-c", "echo line 1 >&2; echo line 2 >&2; echo boom >&2; exit 3"]},
-                 [csv_file])
+        script = "echo line 1 >&2; echo line 2 >&2; echo boom >&2; exit 3"
+        run_step({"type": "command", "command": ["sh", "-c", script]}, [csv_file])
     assert not isinstance(info.value, TransientError)
 
 

@@ -6,9 +6,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from steps.harness import RunStep, build_step
 
 from ferryman.errors import PermanentError, TransientError
+from steps.harness import RunStep, build_step
 
 MODULE = '''
 from pathlib import Path
