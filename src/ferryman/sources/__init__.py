@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ferryman.sources.base import Source, SourceConfig
+from ferryman.sources.imap import ImapSource
 
 SOURCES: dict[str, type[Source[Any]]] = {
+    "imap": ImapSource,
 }
 """Every source type, by its config ``type`` key."""
 

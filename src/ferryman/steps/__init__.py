@@ -8,9 +8,11 @@ from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
 from ferryman.steps.checksum import ChecksumStep
 from ferryman.steps.command import CommandStep
 from ferryman.steps.deliver import DeliverStep
+from ferryman.steps.download import DownloadStep
 from ferryman.steps.fetch import FetchStep
 from ferryman.steps.gunzip import GunzipStep
 from ferryman.steps.gzip import GzipStep
+from ferryman.steps.meta import MetaStep
 from ferryman.steps.python import PythonStep
 from ferryman.steps.rename import RenameStep
 from ferryman.steps.unzip import UnzipStep
@@ -18,6 +20,8 @@ from ferryman.steps.zip import ZipStep
 
 STEPS: dict[str, type[Step[Any]]] = {
     "deliver": DeliverStep,
+    "download": DownloadStep,
+    "meta": MetaStep,
     "fetch": FetchStep,
     "rename": RenameStep,
     "unzip": UnzipStep,

@@ -1,0 +1,548 @@
+"""``imap``: mails matching a server-side search become items (attachments, a link, or the whole mail).
+
+How a scan stays O(1) in the size of the mailbox: the journal keeps a cursor
+``UIDVALIDITY:UID`` per mailbox, and only ``UID SEARCH <match> UID last+1:*``
+is asked — the server answers from its index, nothing old is fetched.  The
+cursor never passes a mail whose item the journal has not admitted yet: it
+stops just below the first mail offered in this scan, and the next scan
+(which runs after the engine admitted the offer) moves it on.
+
+Keys are ``imap:<mailbox>:<Message-ID>`` (or a hash of the header block when
+a mail has none), so a mail is recognised even after the server renumbered
+the mailbox (a new UIDVALIDITY): the source then searches the whole mailbox
+once and the journal drops what it already knows.
+
+For each new mail only its header and BODYSTRUCTURE are fetched, then only
+the wanted parts (``BODY.PEEK``, so nothing is marked seen), in chunks,
+decoded straight to files under ``<root>/spool/<flow>/<uidvalidity>-<uid>/``.
+The spool folder is removed when the item succeeded; a failed item keeps it
+for ``ferryman retry``.  A mail that cannot be taken (no text part to find a
+link in, no matching attachment, malformed MIME) becomes an item carrying
+``meta.problem``, which the implicit first step fails with that message: the
+failure is journaled and notified, that mail stays where it is, others flow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import imaplib
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from email.message import Message
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from imapclient import IMAPClient
+from pydantic import Field, field_validator
+
+from ferryman import templates
+from ferryman.connections import ImapConnection
+from ferryman.errors import FerrymanError, PermanentError, TransientError, describe
+from ferryman.flow import FlowContext
+from ferryman.item import Candidate, Item, Outcome
+from ferryman.model import Model
+from ferryman.sources.base import Emit, Source, SourceConfig
+from ferryman.sources.imap_client import ImapLogin, MailboxMissing, close_quietly, imap_errors
+from ferryman.sources.imap_mime import (
+    Decoder,
+    Part,
+    decode_text,
+    header,
+    message_id,
+    parse_headers,
+    parts,
+    safe_name,
+    text_part,
+    unique,
+)
+from ferryman.units import Duration, parse_duration
+
+CHUNK = 1 << 20
+"""Bytes per partial FETCH of a part: memory stays bounded whatever the attachment's size."""
+BATCH = 50
+"""Mails whose header and structure are fetched per FETCH command."""
+MAX_TEXT = 4 << 20
+"""A text part larger than this is not searched for a link."""
+
+
+class MoveAfter(Model):
+    move: str = Field(description="Mailbox to move the mail to after success, e.g. 'Archive' or "
+                      "'[Gmail]/All Mail' (templates like 'Archive/{now:%Y}' allowed).")
+
+    @field_validator("move")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        templates.check(value)
+        if not value.strip():
+            raise ValueError("name the mailbox to move mails to")
+        return value
+
+
+class ImapMatch(Model):
+    """Which mails are items; every condition is evaluated by the server (UID SEARCH)."""
+
+    from_: str | None = Field(None, alias="from", description="Text in the From header (IMAP substring match).")
+    to: str | None = Field(None, description="Text in the To header (IMAP substring match).")
+    subject: str | None = Field(None, description="Text in the Subject (IMAP substring match).")
+    since: str | None = Field(None, description="Only mails received on or after a date ('2024-01-31') "
+                              "or within a duration ('30d').")
+    headers: dict[str, str | list[str]] = Field(
+        default_factory=dict,
+        description="Header name → value (or list of values, any of which matches). The server narrows "
+        "by substring, then the value must equal one of them exactly (case-insensitive); an empty "
+        "value means 'has this header'.",
+    )
+
+    @field_validator("since")
+    @classmethod
+    def _since(cls, value: str | None) -> str | None:
+        if value is not None:
+            since_date(value)
+        return value
+
+
+def since_date(value: str) -> date:
+    """The SINCE date: an ISO date, or today minus a duration."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        return (datetime.now() - timedelta(seconds=parse_duration(value))).date()
+    except ValueError:
+        raise ValueError(f"since: {value!r} is neither a date (2024-01-31) nor a duration (30d)") from None
+
+
+class ImapSourceConfig(SourceConfig):
+    """Mails in an IMAP mailbox that match a server-side search."""
+
+    type: Literal["imap"]
+    connection: str = Field(description="Name of an [connections.NAME] of type imap.")
+    mailbox: str = Field("INBOX", description="Mailbox (folder) to watch.")
+    match: ImapMatch = Field(default_factory=ImapMatch, description="Which mails are items (server-side search).")  # type: ignore[arg-type]
+    take: Literal["attachments", "link", "message"] = Field(
+        "attachments", description="What an item carries: the mail's attachments (one file each), "
+        "the link found in it (meta.url, for a download step), or the whole mail as a .eml file.")
+    include: list[str] = Field(["*"], description="take = attachments: only attachments whose names match these globs.")
+    link_header: str | None = Field(None, description="take = link: read the URL from this header "
+                                    "instead of the text part.")
+    link_pattern: str = Field(r"https?://[^\s<>\"']+", description="take = link: regex of the URL; the "
+                              "first match in the mail's text part (text/plain, else text/html) is used.")
+    headers: dict[str, str] = Field(default_factory=dict, description="meta key → header name copied into "
+                                    "the item's meta, e.g. { export_id = \"X-ITRP-ExportID\" }.")
+    after: Literal["keep", "delete", "seen"] | MoveAfter = Field(
+        "keep", description="After success: keep the mail, delete it, mark it seen, or { move = \"Archive\" }. "
+        "A failed mail is never touched.")
+    idle: bool = Field(True, description="Use IMAP IDLE (push) when the server supports it; else poll.")
+    idle_restart: Duration = Field(600.0, description="Restart IDLE this often (servers drop it after 29 min).")
+
+    @field_validator("link_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regex: {exc}") from None
+        return value
+
+    @field_validator("idle_restart")
+    @classmethod
+    def _restart(cls, value: float) -> float:
+        if not 1 <= value <= 29 * 60:
+            raise ValueError("idle_restart must be between 1s and 29m (RFC 2177)")
+        return value
+
+
+@dataclass
+class _Mail:
+    uid: int
+    headers: Message
+    key: str
+    structure: Any
+
+
+class ImapSource(Source[ImapSourceConfig]):
+    """Watches one mailbox; see the module docstring for the cursor and spool rules."""
+
+    Config = ImapSourceConfig
+    implicit_steps: ClassVar[tuple[dict[str, str], ...]] = ({"type": "meta", "name": "mail", "refuse": "problem"},)
+    """Fails items the source could not take from their mail, with the reason in meta.problem."""
+
+    def __init__(self, config: ImapSourceConfig, flow: FlowContext) -> None:
+        super().__init__(config, flow)
+        conn = flow.connection(config.connection, "imap")
+        assert isinstance(conn, ImapConnection)
+        self.login = ImapLogin(config.connection, conn)
+        self.link = re.compile(config.link_pattern)
+        self.spool_root = flow.root / "spool" / safe_name(flow.flow, "flow")
+        self._reader: IMAPClient | None = None
+        self._reader_lock = threading.RLock()
+        self._writer: IMAPClient | None = None
+        self._writer_lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        return f"{self.login.where} mailbox {self.config.mailbox!r}"
+
+    # ---- finding mails ---------------------------------------------------------------------
+
+    def scan(self) -> list[Candidate]:
+        with self._reader_lock:
+            found: list[Candidate] = self._with_reader(self._scan)
+            return found
+
+    def _with_reader(self, action: Callable[[IMAPClient], Any]) -> Any:
+        if self._reader is None:
+            self._reader = self.login.open()
+        try:
+            with imap_errors(self.where, self.login.secrets):
+                return action(self._reader)
+        except TransientError:
+            self._drop_reader()
+            raise
+
+    def _drop_reader(self) -> None:
+        client, self._reader = self._reader, None
+        close_quietly(client)
+
+    def _scan(self, client: IMAPClient) -> list[Candidate]:
+        validity, uidnext = self._select(client, readonly=True)
+        cursor = self._cursor()
+        last = cursor[1] if cursor and cursor[0] == validity else 0
+        if cursor and cursor[0] != validity:
+            self.flow.log.warning("%s: %s changed UIDVALIDITY (%s → %s); looking through the whole mailbox, "
+                                  "mails already handled are recognised by Message-ID",
+                                  self.flow.flow, self.where, cursor[0], validity)
+        horizon = uidnext - 1 if uidnext else None
+        uids: list[int] = []
+        if horizon is None or horizon > last:
+            criteria, charset = self._criteria()
+            # `last+1:*` always includes the highest UID, even when it is <= last: filter.
+            uids = sorted(u for u in client.search([*criteria, "UID", f"{last + 1}:*"], charset) if u > last)
+        offered: list[int] = []
+        candidates: list[Candidate] = []
+        for start in range(0, len(uids), BATCH):
+            batch = uids[start:start + BATCH]
+            mails = list(self._matching(client, batch))
+            known = self.flow.journal.known(self.flow.flow, [m.key for m in mails])
+            for mail in mails:
+                if mail.key in known:
+                    continue
+                candidates.append(self._candidate(client, validity, mail))
+                offered.append(mail.uid)
+        top = max([last, *uids, *([horizon] if horizon else [])])
+        settled = min(offered) - 1 if offered else top
+        if cursor != (validity, settled):
+            self.flow.journal.set_cursor(self.flow.flow, self._cursor_name, f"{validity}:{settled}")
+        return candidates
+
+    @property
+    def _cursor_name(self) -> str:
+        return f"imap:{self.config.mailbox}"
+
+    def _cursor(self) -> tuple[int, int] | None:
+        value = self.flow.journal.get_cursor(self.flow.flow, self._cursor_name)
+        if not value:
+            return None
+        try:
+            validity, uid = value.split(":")
+            return int(validity), int(uid)
+        except ValueError:
+            return None
+
+    def _select(self, client: IMAPClient, readonly: bool) -> tuple[int, int]:
+        try:
+            info = client.select_folder(self.config.mailbox, readonly=readonly)
+        except imaplib.IMAP4.abort:
+            raise  # the connection broke: imap_errors reports that
+        except imaplib.IMAP4.error as exc:
+            raise MailboxMissing(f"{self.where}: the mailbox does not exist or cannot be opened "
+                                 f"({' '.join(str(exc).split())}); will look again later") from None
+        validity = int(info.get(b"UIDVALIDITY", 0))
+        uidnext = int(info.get(b"UIDNEXT", 0))
+        return validity, uidnext
+
+    def _criteria(self) -> tuple[list[Any], str | None]:
+        match = self.config.match
+        criteria: list[Any] = []
+        for word, value in (("FROM", match.from_), ("TO", match.to), ("SUBJECT", match.subject)):
+            if value:
+                criteria += [word, value]
+        if match.since:
+            criteria += ["SINCE", since_date(match.since)]
+        for name, wanted in match.headers.items():
+            values = [wanted] if isinstance(wanted, str) else list(wanted) or [""]
+            if "" in values:
+                values = [""]
+            terms: list[Any] = [["HEADER", name, v] for v in values]
+            while len(terms) > 1:  # OR takes two keys: OR a (OR b c) …
+                terms = [*terms[:-2], ["OR", terms[-2], terms[-1]]]
+            criteria += terms[0] if len(terms[0]) == 3 else [terms[0]]
+        text = " ".join(str(c) for c in criteria)
+        charset = "UTF-8" if not text.isascii() else None
+        return criteria, charset
+
+    def _matching(self, client: IMAPClient, uids: list[int]) -> Iterator[_Mail]:
+        """Mails among `uids` whose headers match exactly (the server matched substrings)."""
+        fetched = client.fetch(uids, ["BODY.PEEK[HEADER]", "BODYSTRUCTURE"])
+        for uid in uids:
+            data = fetched.get(uid)
+            if data is None:
+                continue  # expunged meanwhile
+            raw = data.get(b"BODY[HEADER]") or b""
+            headers = parse_headers(raw)
+            if not self._exact(headers):
+                continue
+            mid = message_id(headers)
+            key = f"imap:{self.config.mailbox}:{mid}" if mid else \
+                f"imap:{self.config.mailbox}:sha256:{hashlib.sha256(raw).hexdigest()[:32]}"
+            yield _Mail(uid, headers, key, data.get(b"BODYSTRUCTURE"))
+
+    def _exact(self, headers: Message) -> bool:
+        for name, wanted in self.config.match.headers.items():
+            values = [wanted] if isinstance(wanted, str) else list(wanted)
+            found = header(headers, name)
+            if found is None:
+                return False
+            values = [v.strip().lower() for v in values]
+            if values and "" not in values and found.strip().lower() not in values:
+                return False
+        return True
+
+    # ---- taking what the item carries --------------------------------------------------------
+
+    def _candidate(self, client: IMAPClient, validity: int, mail: _Mail) -> Candidate:
+        subject = header(mail.headers, "Subject") or ""
+        meta = {
+            "mail_uid": str(mail.uid), "mail_uidvalidity": str(validity), "mail_mailbox": self.config.mailbox,
+            "mail_message_id": message_id(mail.headers) or "", "mail_subject": subject,
+            "mail_from": header(mail.headers, "From") or "", "mail_date": header(mail.headers, "Date") or "",
+        }
+        for key, name in self.config.headers.items():
+            value = header(mail.headers, name)
+            if value is not None:
+                meta[key] = value
+        origin = f"mail UID {mail.uid} in {self.config.mailbox}" + (f" ({subject[:80]})" if subject else "")
+        files: list[Path] = []
+        try:
+            files, extra = self._take(client, validity, mail)
+            meta.update(extra)
+        except (ValueError, UnicodeError, LookupError) as exc:
+            meta["problem"] = f"{origin}: {describe(exc)}"
+        except PermanentError as exc:
+            meta["problem"] = f"{origin}: {describe(exc)}"
+        if "problem" in meta:
+            self.flow.log.warning("%s: %s", self.flow.flow, meta["problem"])
+        return Candidate(key=mail.key, files=tuple(files), meta=meta, order=float(mail.uid), origin=origin)
+
+    def _take(self, client: IMAPClient, validity: int, mail: _Mail) -> tuple[list[Path], dict[str, str]]:
+        take = self.config.take
+        if take == "link" and self.config.link_header:
+            url = header(mail.headers, self.config.link_header)
+            if not url:
+                raise PermanentError(f"the mail has no {self.config.link_header} header with a link")
+            return [], {"url": url}
+        try:
+            found = parts(mail.structure)
+        except ValueError as exc:
+            raise PermanentError(f"malformed MIME structure: {exc}") from None
+        if take == "link":
+            return [], {"url": self._find_link(client, mail.uid, found)}
+        spool = self.spool_root / f"{validity}-{mail.uid}"
+        shutil.rmtree(spool, ignore_errors=True)
+        spool.mkdir(parents=True)
+        if take == "message":
+            target = spool / f"mail-{mail.uid}.eml"
+            self._fetch_to(client, mail.uid, "", Decoder("8bit"), target)
+            return [target], {}
+        return self._attachments(client, mail.uid, found, spool)
+
+    def _find_link(self, client: IMAPClient, uid: int, found: list[Part]) -> str:
+        part = text_part(found)
+        if part is None:
+            raise PermanentError("the mail has no text part to find a link in")
+        if part.size > MAX_TEXT:
+            raise PermanentError(f"the mail's text part is too large to search for a link ({part.size} bytes)")
+        data = self._fetch_section(client, uid, part.number, 0, MAX_TEXT + 1)
+        text = decode_text(data, part)
+        match = self.link.search(text)
+        if match is None:
+            raise PermanentError(f"no link matching {self.config.link_pattern!r} in the mail's text")
+        return match.group(0).rstrip(".,;:)]}>")
+
+    def _attachments(self, client: IMAPClient, uid: int, found: list[Part],
+                     spool: Path) -> tuple[list[Path], dict[str, str]]:
+        files: list[Path] = []
+        meta: dict[str, str] = {}
+        taken: set[str] = set()
+        for part in found:
+            if not part.is_attachment:
+                continue
+            name = safe_name(part.filename, f"attachment-{part.number}")
+            if not any(fnmatch(name, pattern) for pattern in self.config.include):
+                continue
+            named = self.meta_from_name(name)
+            if named is None:
+                continue
+            meta = {**named, **meta}
+            target = spool / unique(name, taken)
+            self._fetch_to(client, uid, part.number, Decoder(part.encoding), target)
+            files.append(target)
+        if not files:
+            raise PermanentError(f"the mail has no attachment matching {self.config.include}")
+        return files, meta
+
+    def _fetch_section(self, client: IMAPClient, uid: int, section: str, offset: int, length: int) -> bytes:
+        answer = client.fetch([uid], [f"BODY.PEEK[{section}]<{offset}.{length}>"]).get(uid)
+        if answer is None:
+            raise PermanentError("the mail disappeared while it was being read")
+        for key, value in answer.items():
+            if key.startswith(b"BODY["):
+                return bytes(value or b"")
+        return b""
+
+    def _fetch_to(self, client: IMAPClient, uid: int, section: str, decoder: Decoder, target: Path) -> None:
+        """Fetch a part in `CHUNK`s, decoding into `target` (memory stays bounded)."""
+        offset = 0
+        with open(target, "wb") as out:
+            while True:
+                chunk = self._fetch_section(client, uid, section, offset, CHUNK)
+                out.write(decoder.feed(chunk))
+                offset += len(chunk)
+                if len(chunk) < CHUNK:
+                    break
+            out.write(decoder.close())
+
+    # ---- watching ---------------------------------------------------------------------------
+
+    def watch(self, emit: Emit, stop: threading.Event) -> None:
+        """Scan, offer, then wait for news with IDLE (or `poll_interval`); reconnect with back-off."""
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                found = self.scan()
+                if found:
+                    emit(found)
+                delay = 1.0
+                self._wait(stop)
+            except FerrymanError as exc:
+                self.flow.log.error("%s: %s; trying again in %ss", self.flow.flow, describe(exc), int(delay))
+                with self._reader_lock:
+                    self._drop_reader()
+                stop.wait(delay)
+                delay = min(delay * 2, 300.0)
+
+    def _wait(self, stop: threading.Event) -> None:
+        with self._reader_lock:
+            client = self._reader
+            if client is None or not self.config.idle or not client.has_capability("IDLE"):
+                idle = False
+            else:
+                idle = True
+                self._with_reader(self._idle(stop))
+        if not idle:
+            stop.wait(self.config.poll_interval)
+
+    def _idle(self, stop: threading.Event) -> Callable[[IMAPClient], None]:
+        def idle(client: IMAPClient) -> None:
+            deadline = time.monotonic() + min(self.config.idle_restart, self.config.poll_interval)
+            client.idle()
+            while not stop.is_set() and time.monotonic() < deadline:
+                responses = client.idle_check(timeout=0.5)
+                if any(_news(r) for r in responses):
+                    break
+            client.idle_done()
+        return idle
+
+    # ---- disposal ---------------------------------------------------------------------------
+
+    def finalize(self, item: Item, outcome: Outcome) -> None:
+        """After success: the `after` action on that one mail, then drop its spool folder.
+        After a failure nothing is touched (the mail stays, the spool stays for a retry)."""
+        if not outcome.succeeded:
+            return
+        try:
+            if self.config.after != "keep" and item.meta.get("mail_uid"):
+                with self._writer_lock:
+                    self._dispose(item)
+        finally:
+            validity, uid = item.meta.get("mail_uidvalidity"), item.meta.get("mail_uid")
+            if validity and uid:
+                shutil.rmtree(self.spool_root / f"{validity}-{uid}", ignore_errors=True)
+
+    def _dispose(self, item: Item) -> None:
+        for attempt in (1, 2):
+            if self._writer is None:
+                self._writer = self.login.open()
+            try:
+                with imap_errors(f"{self.where}: disposing of mail UID {item.meta['mail_uid']}", self.login.secrets):
+                    self._act(self._writer, item)
+                return
+            except TransientError:
+                client, self._writer = self._writer, None
+                close_quietly(client)
+                if attempt == 2:
+                    raise
+
+    def _act(self, client: IMAPClient, item: Item) -> None:
+        validity, _ = self._select(client, readonly=False)
+        uid = int(item.meta["mail_uid"])
+        if str(validity) != item.meta.get("mail_uidvalidity"):
+            uid = self._locate(client, item.meta.get("mail_message_id", ""))
+        elif not client.search(["UID", str(uid)]):
+            uid = 0
+        if not uid:
+            self.flow.log.warning("%s: %s is no longer in %s; nothing to dispose of",
+                                  self.flow.flow, item.origin, self.config.mailbox)
+            return
+        after = self.config.after
+        if after == "seen":
+            client.add_flags([uid], [b"\\Seen"], silent=True)
+        elif after == "delete":
+            self._expunge(client, uid)
+        elif isinstance(after, MoveAfter):
+            target = templates.render(after.move, templates.fields_for(flow=self.flow.flow, item=item.id,
+                                                                       meta=item.meta))
+            if client.has_capability("MOVE"):
+                client.move([uid], target)
+            else:
+                client.copy([uid], target)
+                self._expunge(client, uid)
+        self.flow.log.info("%s: %s: %s", self.flow.flow, item.origin,
+                           f"moved to {target}" if isinstance(after, MoveAfter) else after)
+
+    def _locate(self, client: IMAPClient, mid: str) -> int:
+        if not mid:
+            return 0
+        found = client.search(["HEADER", "Message-ID", mid])
+        return min(found) if found else 0
+
+    def _expunge(self, client: IMAPClient, uid: int) -> None:
+        client.add_flags([uid], [b"\\Deleted"], silent=True)
+        if client.has_capability("UIDPLUS"):
+            client.uid_expunge([uid])  # that mail only, never others marked \Deleted
+        else:
+            self.flow.log.warning("%s: the server has no UIDPLUS; mail UID %s is marked \\Deleted and will be "
+                                  "removed at the server's next expunge", self.flow.flow, uid)
+
+    def close(self) -> None:
+        if self._reader_lock.acquire(timeout=5):
+            try:
+                self._drop_reader()
+            finally:
+                self._reader_lock.release()
+        with self._writer_lock:
+            client, self._writer = self._writer, None
+            close_quietly(client)
+
+
+def _news(response: Any) -> bool:
+    """Whether an untagged IDLE response says the mailbox changed (EXISTS / RECENT)."""
+    return isinstance(response, tuple) and len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
+

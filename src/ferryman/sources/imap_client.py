@@ -1,0 +1,151 @@
+"""IMAP sessions for the `imap` source: TLS, password or XOAUTH2 login, and error mapping.
+
+Every imapclient / imaplib / socket / TLS exception is mapped to ferryman's
+errors in one place, `imap_errors`, with a one-line message that names the
+server and never a secret.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from ferryman.connections import ImapConnection
+from ferryman.errors import FerrymanError, PermanentError, TransientError
+from ferryman.secrets import Secret, mask
+
+
+class MailboxMissing(TransientError):
+    """The watched mailbox (or the archive mailbox) does not exist on the server (yet)."""
+
+
+@contextmanager
+def imap_errors(where: str, secrets: list[str] | None = None) -> Iterator[None]:
+    """Map library exceptions raised inside to `TransientError` / `PermanentError`."""
+    try:
+        yield
+    except FerrymanError:
+        raise
+    except LoginError as exc:
+        raise PermanentError(f"{where}: login refused: {_text(exc, secrets)}") from None
+    except ssl.SSLCertVerificationError as exc:
+        raise PermanentError(f"{where}: the server's TLS certificate is not trusted ({exc.verify_message}); "
+                             "set ca_file to the CA that signed it") from None
+    except (imaplib.IMAP4.abort, ssl.SSLError, TimeoutError, OSError, EOFError) as exc:
+        raise TransientError(f"{where}: connection failed: {_text(exc, secrets) or type(exc).__name__}") from None
+    except (IMAPClientError, imaplib.IMAP4.error) as exc:
+        text = _text(exc, secrets)
+        if "nonexistent" in text.lower() or "doesn't exist" in text.lower() or "does not exist" in text.lower():
+            raise MailboxMissing(f"{where}: {text}") from None
+        raise TransientError(f"{where}: server said: {text}") from None
+
+
+def _text(exc: BaseException, secrets: list[str] | None) -> str:
+    raw = exc.args[0] if exc.args else str(exc)
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+    return mask(" ".join(text.split()), secrets or [])
+
+
+def tls_context(conn: ImapConnection) -> ssl.SSLContext:
+    """A client TLS context trusting `ca_file` (or the system CAs); `verify = false` turns checks off."""
+    context = ssl.create_default_context(cafile=conn.ca_file)
+    if not conn.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class ImapLogin:
+    """Opens logged-in `IMAPClient`s for one connection (TLS mode, password or XOAUTH2)."""
+
+    def __init__(self, name: str, conn: ImapConnection) -> None:
+        self.name = name
+        self.conn = conn
+        self.where = f"imap {name} ({conn.user}@{conn.host})"
+        self._secrets: list[str] = []
+
+    @property
+    def port(self) -> int:
+        if self.conn.port:
+            return self.conn.port
+        return 993 if self.conn.tls == "implicit" else 143
+
+    def open(self) -> IMAPClient:
+        """A connected, logged-in client; raises `TransientError` / `PermanentError`."""
+        conn = self.conn
+        client: IMAPClient | None = None
+        with imap_errors(self.where, self._secrets):
+            try:
+                implicit = conn.tls == "implicit"
+                context = tls_context(conn) if conn.tls else None
+                client = IMAPClient(conn.host, port=self.port, ssl=implicit, ssl_context=context,
+                                    timeout=conn.timeout)
+                if conn.tls == "starttls":
+                    client.starttls(context)
+                self._login(client)
+                return client
+            except BaseException:
+                if client is not None:
+                    _close(client)
+                raise
+
+    def _login(self, client: IMAPClient) -> None:
+        conn = self.conn
+        if conn.oauth2 is not None:
+            token = self._token(fresh=False)
+            try:
+                client.oauth2_login(conn.user, token)
+            except LoginError:
+                if conn.oauth2.token_command is None:
+                    raise PermanentError(f"{self.where}: XOAUTH2 login refused (the token is invalid or "
+                                         "expired; use token_command to get fresh ones)") from None
+                # The token may have expired: ask the command for a fresh one, once.
+                client.oauth2_login(conn.user, self._token(fresh=True))
+            return
+        if conn.password is None:
+            raise PermanentError(f"{self.where}: no password and no oauth2 configured")
+        password = conn.password.reveal()
+        self._remember(password)
+        client.login(conn.user, password)
+
+    def _token(self, fresh: bool) -> str:
+        oauth = self.conn.oauth2
+        assert oauth is not None
+        if oauth.token_command is not None:
+            token = Secret("command", list(oauth.token_command)).reveal()
+        elif oauth.token is not None:
+            token = oauth.token.reveal()
+        else:
+            raise PermanentError(f"{self.where}: oauth2 needs token or token_command")
+        if not token:
+            raise PermanentError(f"{self.where}: the OAuth2 token is empty")
+        self._remember(token)
+        return token
+
+    def _remember(self, secret: str) -> None:
+        if secret not in self._secrets:
+            self._secrets.append(secret)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Secrets revealed so far, to mask in messages."""
+        return self._secrets
+
+
+def _close(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except Exception:
+        with suppress(Exception):
+            client.shutdown()
+
+
+def close_quietly(client: IMAPClient | None) -> None:
+    """Log out, or just drop the socket when the connection is already broken."""
+    if client is not None:
+        _close(client)
