@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from ferryman.sources.base import Source, SourceConfig
+from ferryman.sources.ftp import FtpSource
 from ferryman.sources.imap import ImapSource
+from ferryman.sources.sftp import SftpSource
 
 SOURCES: dict[str, type[Source[Any]]] = {
     "imap": ImapSource,
+    "sftp": SftpSource,
+    "ftp": FtpSource,
 }
 """Every source type, by its config ``type`` key."""
 
