@@ -9,6 +9,7 @@ from ferryman.steps.checksum import ChecksumStep
 from ferryman.steps.command import CommandStep
 from ferryman.steps.deliver import DeliverStep
 from ferryman.steps.download import DownloadStep
+from ferryman.steps.email import EmailStep
 from ferryman.steps.fetch import FetchStep
 from ferryman.steps.gunzip import GunzipStep
 from ferryman.steps.gzip import GzipStep
@@ -20,6 +21,7 @@ from ferryman.steps.zip import ZipStep
 
 STEPS: dict[str, type[Step[Any]]] = {
     "deliver": DeliverStep,
+    "email": EmailStep,
     "download": DownloadStep,
     "meta": MetaStep,
     "fetch": FetchStep,
