@@ -304,8 +304,42 @@ def test_command_action_steps(tmp_path: Path, inbox: Path) -> None:
 def test_no_monitor_option(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="has no 'monitor' option"):
         read(write(tmp_path, "[rattail.filemon]\nfoo.dirs = /tmp\n"))
-    with pytest.raises(ConfigError, match="legacy 'monitored' syntax"):
-        read(write(tmp_path, "[rattail.filemon]\nmonitored = foo\nfoo.dirs = ['/tmp']\n"))
+    with pytest.raises(ConfigError, match="has no 'monitor' option"):
+        read(write(tmp_path, "[rattail.filemon]\nmonitor =\n"))
+
+
+def test_legacy_monitored_syntax(tmp_path: Path, inbox: Path) -> None:
+    path = write(tmp_path, f"""
+        [rattail.filemon]
+        monitored = foo, bar
+        foo.dirs = ['{inbox}', '/no/such/folder']
+        foo.actions = ['mymodule:first', ('mymodule:second', 'a', 'b c')]
+        foo.locks = true
+        bar.dirs = ['{inbox}']
+    """)
+    raw, warnings = ini_to_raw(path)
+    flow = raw["flows"]["foo"]
+    assert flow["source"]["paths"] == [str(inbox)] and flow["source"]["ready"] == "lock"
+    assert flow["steps"] == [
+        {"type": "python", "name": "1-first", "call": "mymodule:first"},
+        {"type": "python", "name": "2-second", "call": "mymodule:second", "args": ["a", "b c"]},
+    ]
+    assert list(raw["flows"]) == ["foo"]
+    assert "profile 'bar' has no action to invoke and is not run" in warnings
+    assert warnings[0].startswith("[rattail.filemon] uses the legacy 'monitored' syntax")
+    bad = write(tmp_path, """
+        [rattail.filemon]
+        monitored = foo
+        foo.dirs = [os.getcwd()]
+        foo.actions = [('mymodule:f', 42)]
+    """)
+    with pytest.raises(ConfigError) as caught:
+        read(bad)
+    assert caught.value.problems == [
+        "[rattail.filemon] foo.dirs: not a Python list literal (ferryman does not run code from config files)",
+        "[rattail.filemon] foo.actions: ('mymodule:f', 42) is not 'module:function' or a tuple of it "
+        "and string arguments",
+    ]
 
 
 def test_includes_interpolation_and_root(tmp_path: Path, inbox: Path) -> None:

@@ -25,6 +25,7 @@ is ``[ferryman] root`` when the file has such a section, else
 
 from __future__ import annotations
 
+import ast
 import configparser
 import os
 import re
@@ -197,13 +198,10 @@ class _Reader:
     # ---- profiles ---------------------------------------------------------------------
 
     def profiles(self) -> list[Profile]:
-        if self.get("monitor") is None:
-            if self.get("monitored") is not None:
-                self.problems.append(
-                    f"[{SECTION}] uses the legacy 'monitored' syntax (Python literals); rewrite it with "
-                    "'monitor' and '<key>.dirs' / '<key>.actions' (see docs/migrating-from-rattail.md)")
-            else:
-                self.problems.append(f"[{SECTION}] has no 'monitor' option listing the profiles to run")
+        if not self.get("monitor"):
+            if self.get("monitored"):
+                return self.legacy()
+            self.problems.append(f"[{SECTION}] has no 'monitor' option listing the profiles to run")
             return []
         keys: list[str] = []
         for key in self.listed("monitor"):
@@ -236,9 +234,9 @@ class _Reader:
             return None
         return Profile(key, tuple(dirs), watch_locks, process_existing, stop_on_error, tuple(actions))
 
-    def dirs(self, key: str) -> list[Path]:
+    def dirs(self, key: str, names: list[str] | None = None) -> list[Path]:
         found: list[Path] = []
-        for name in self.listed(f"{key}.dirs"):
+        for name in self.listed(f"{key}.dirs") if names is None else names:
             if os.name != "nt" and _WINDOWS_PATH.match(name):
                 self.warnings.append(f"profile {key!r}: '{name}' is a Windows path; dropped on this system")
                 continue
@@ -251,6 +249,46 @@ class _Reader:
             elif folder not in found:
                 found.append(folder)
         return found
+
+    def legacy(self) -> list[Profile]:
+        """Rattail's first syntax: ``monitored = a, b``, dirs and actions as Python literals
+        (read with `ast.literal_eval`, never `eval`), function actions with positional args only."""
+        self.warnings.append(f"[{SECTION}] uses the legacy 'monitored' syntax; `ferryman convert` "
+                             "writes it in today's form")
+        profiles = []
+        for key in [k.strip() for k in (self.get("monitored") or "").split(",") if k.strip()]:
+            dirs = self.dirs(key, [str(d) for d in self.literal(f"{key}.dirs")])
+            actions = []
+            for n, entry in enumerate(self.literal(f"{key}.actions"), 1):
+                spec, *args = entry if isinstance(entry, tuple | list) else (entry,)
+                if not isinstance(spec, str) or not re.fullmatch(r"[\w.]+:[\w.]+", spec) \
+                        or not all(isinstance(a, str) for a in args):
+                    self.problems.append(f"[{SECTION}] {key}.actions: {entry!r} is not 'module:function' "
+                                         "or a tuple of it and string arguments")
+                    continue
+                actions.append(Action(f"{n}-{spec.rsplit(':', 1)[1]}", "func", spec, tuple(args)))
+            for option in ("locks", "process_existing", "stop_on_error"):
+                self.get(f"{key}.{option}")
+            if not dirs or not actions:
+                what = "folder to watch" if not dirs else "action to invoke"
+                self.warnings.append(f"profile {key!r} has no {what} and is not run")
+                continue
+            profiles.append(Profile(key, tuple(dirs), self.boolean(f"{key}.locks", False),
+                                    self.boolean(f"{key}.process_existing", True),
+                                    self.boolean(f"{key}.stop_on_error", False), tuple(actions)))
+        return profiles
+
+    def literal(self, option: str) -> list[Any]:
+        value = self.get(option)
+        if not value:
+            return []
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            self.problems.append(f"[{SECTION}] {option}: not a Python list literal (ferryman does not "
+                                 "run code from config files)")
+            return []
+        return list(parsed) if isinstance(parsed, list | tuple) else [parsed]
 
     def action(self, key: str, name: str) -> Action | None:
         prefix = f"{key}.action.{name}"
