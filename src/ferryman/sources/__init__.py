@@ -7,12 +7,14 @@ from typing import Any
 from ferryman.sources.base import Source, SourceConfig
 from ferryman.sources.ftp import FtpSource
 from ferryman.sources.imap import ImapSource
+from ferryman.sources.s3 import S3Source
 from ferryman.sources.sftp import SftpSource
 
 SOURCES: dict[str, type[Source[Any]]] = {
     "imap": ImapSource,
     "sftp": SftpSource,
     "ftp": FtpSource,
+    "s3": S3Source,
 }
 """Every source type, by its config ``type`` key."""
 
