@@ -50,6 +50,7 @@ class _Introspection(BaseHTTPRequestHandler):
     """Answers Dovecot's OAuth2 token introspection (RFC 7662, POST token=…)."""
 
     server: _IntrospectionServer
+    protocol_version = "HTTP/1.1"  # keep-alive, as Dovecot's HTTP client expects
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -92,9 +93,8 @@ class Dovecot:
         self._oauth_thread = threading.Thread(target=self._oauth.serve_forever, kwargs={"poll_interval": 0.1},
                                               name="dovecot-oauth2", daemon=True)
         self._oauth_thread.start()
-        for sub in ("run", "state", "home"):
+        for sub in ("run", "state", "home", "users"):
             (self.folder / sub).mkdir()
-        (self.folder / "passwd").write_text("")
         self.new_user("alice")
         d = self.folder
         (d / "oauth2.conf.ext").write_text(f"""\
@@ -116,12 +116,15 @@ ssl = yes
 ssl_cert = <{self.cert}
 ssl_key = <{self.key}
 disable_plaintext_auth = no
+# Tests fail logins on purpose: no growing per-IP penalty, no delay.
+login_trusted_networks = 127.0.0.0/8
+auth_failure_delay = 0
 auth_mechanisms = plain login xoauth2 oauthbearer
 mail_location = maildir:~/Maildir
 passdb {{
   driver = passwd-file
   mechanisms = plain login
-  args = scheme=PLAIN username_format=%u {d}/passwd
+  args = scheme=PLAIN username_format=%u {d}/users/%u
 }}
 passdb {{
   driver = oauth2
@@ -130,7 +133,7 @@ passdb {{
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%u {d}/passwd
+  args = username_format=%u {d}/users/%u
 }}
 namespace inbox {{
   inbox = yes
@@ -162,8 +165,9 @@ service imap-login {{
         (home / "Maildir").mkdir(parents=True)
         for path in (home, home / "Maildir"):
             os.chown(path, MAIL_UID, MAIL_UID)
-        with open(self.folder / "passwd", "a") as f:
-            f.write(f"{name}:{{PLAIN}}{PASSWORD}:{MAIL_UID}:{MAIL_UID}::{home}::\n")
+        # One passwd-file per user: Dovecot caches a file by its mtime (whole seconds), so users
+        # appended to one shared file within a second would stay unknown.
+        (self.folder / "users" / name).write_text(f"{name}:{{PLAIN}}{PASSWORD}:{MAIL_UID}:{MAIL_UID}::{home}::\n")
         self.users.append(name)
         return name
 
@@ -191,7 +195,7 @@ service imap-login {{
     def flags(self, user: str, uid: int, mailbox: str = "INBOX") -> set[bytes]:
         with self.client(user) as client:
             client.select_folder(mailbox, readonly=True)
-            return set(client.get_flags([uid]).get(uid, ()))
+            return set(client.get_flags([uid]).get(uid, ())) - {b"\\Recent"}
 
     def write_maildir(self, user: str, messages: Iterator[bytes] | list[bytes]) -> int:
         """Write mails straight into the user's INBOX Maildir (Dovecot indexes them on access)."""

@@ -20,6 +20,10 @@ from ferryman.errors import FerrymanError, PermanentError, TransientError
 from ferryman.secrets import Secret, mask
 
 
+class _TokenRefused(Exception):
+    """The server refused an XOAUTH2 token (maybe expired)."""
+
+
 class MailboxMissing(TransientError):
     """The watched mailbox (or the archive mailbox) does not exist on the server (yet)."""
 
@@ -29,7 +33,7 @@ def imap_errors(where: str, secrets: list[str] | None = None) -> Iterator[None]:
     """Map library exceptions raised inside to `TransientError` / `PermanentError`."""
     try:
         yield
-    except FerrymanError:
+    except (FerrymanError, _TokenRefused):
         raise
     except LoginError as exc:
         raise PermanentError(f"{where}: login refused: {_text(exc, secrets)}") from None
@@ -77,6 +81,21 @@ class ImapLogin:
 
     def open(self) -> IMAPClient:
         """A connected, logged-in client; raises `TransientError` / `PermanentError`."""
+        oauth = self.conn.oauth2
+        try:
+            return self._open(fresh=False)
+        except _TokenRefused:
+            if oauth is None or oauth.token_command is None:
+                raise PermanentError(f"{self.where}: XOAUTH2 login refused (the token is invalid or "
+                                     "expired; use token_command to get fresh ones)") from None
+        # The token may have expired: ask the command for a fresh one, once, on a new connection.
+        try:
+            return self._open(fresh=True)
+        except _TokenRefused:
+            raise PermanentError(f"{self.where}: XOAUTH2 login refused with a fresh token from "
+                                 "token_command") from None
+
+    def _open(self, fresh: bool) -> IMAPClient:
         conn = self.conn
         client: IMAPClient | None = None
         with imap_errors(self.where, self._secrets):
@@ -87,25 +106,20 @@ class ImapLogin:
                                     timeout=conn.timeout)
                 if conn.tls == "starttls":
                     client.starttls(context)
-                self._login(client)
+                self._login(client, fresh)
                 return client
             except BaseException:
                 if client is not None:
                     _close(client)
                 raise
 
-    def _login(self, client: IMAPClient) -> None:
+    def _login(self, client: IMAPClient, fresh: bool) -> None:
         conn = self.conn
         if conn.oauth2 is not None:
-            token = self._token(fresh=False)
             try:
-                client.oauth2_login(conn.user, token)
+                client.oauth2_login(conn.user, self._token(fresh))
             except LoginError:
-                if conn.oauth2.token_command is None:
-                    raise PermanentError(f"{self.where}: XOAUTH2 login refused (the token is invalid or "
-                                         "expired; use token_command to get fresh ones)") from None
-                # The token may have expired: ask the command for a fresh one, once.
-                client.oauth2_login(conn.user, self._token(fresh=True))
+                raise _TokenRefused() from None
             return
         if conn.password is None:
             raise PermanentError(f"{self.where}: no password and no oauth2 configured")
