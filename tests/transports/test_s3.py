@@ -181,3 +181,12 @@ def test_a_stopped_server_is_transient(tmp_path: Path, tmp_path_factory: pytest.
     finally:
         t.close()
         server.stop()
+
+
+def test_connection_check(seaweedfs: SeaweedServer, s3_bucket: str) -> None:
+    from ferryman.transports.probe import check_connection
+
+    answer = check_connection("store", connection(seaweedfs))
+    assert answer.startswith(f"{seaweedfs.endpoint}: ") and s3_bucket in answer
+    with pytest.raises(PermanentError, match="access key or secret key was refused"):
+        check_connection("store", connection(seaweedfs, secret_key="nope-nope"))

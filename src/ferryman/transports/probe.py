@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ferryman.connections import ConnectionConfig, FtpConnection, SftpConnection
+from ferryman.connections import ConnectionConfig, FtpConnection, S3Connection, SftpConnection, SmtpConnection
 from ferryman.errors import PermanentError
 
 
@@ -48,9 +48,40 @@ def probe_ftp(name: str, conn: Any) -> str:
     return f"logged in as {conn.user} ({security}); {home} has {count} entries"
 
 
+def probe_s3(name: str, conn: Any) -> str:
+    """Sign a request with the keys and list the buckets (AccessDenied still proves the keys work)."""
+    from ferryman.transports.s3 import S3Transport
+
+    assert isinstance(conn, S3Connection)
+    transport = S3Transport(conn)
+    where = conn.endpoint or f"AWS {conn.region}"
+    try:
+        try:
+            with transport.errors("list buckets on", where):
+                buckets = [b["Name"] for b in transport.client.list_buckets().get("Buckets", [])]
+        except PermanentError as exc:
+            if "access denied" not in str(exc):
+                raise
+            return f"{where}: keys accepted; listing buckets is not allowed (fine when flows name their bucket)"
+    finally:
+        transport.close()
+    shown = ", ".join(buckets[:5]) + (" …" if len(buckets) > 5 else "")
+    return f"{where}: {len(buckets)} bucket(s){': ' + shown if buckets else ''}"
+
+
+def probe_smtp(name: str, conn: Any) -> str:
+    """Connect (STARTTLS / implicit TLS as configured), log in and say NOOP."""
+    from ferryman.transports.smtp import SmtpSender
+
+    assert isinstance(conn, SmtpConnection)
+    return SmtpSender(conn).probe()
+
+
 PROBES: dict[str, Callable[[str, Any], str]] = {
     "sftp": probe_sftp,
     "ftp": probe_ftp,
+    "s3": probe_s3,
+    "smtp": probe_smtp,
 }
 """Connection checks by connection type."""
 

@@ -208,7 +208,8 @@ class S3Transport(Transport):
             self._options["Metadata"] = {str(k): str(v) for k, v in metadata.items()}
 
     @contextmanager
-    def _errors(self, action: str, where: str) -> Iterator[None]:
+    def errors(self, action: str, where: str) -> Iterator[None]:
+        """`s3_errors` with this connection's keys masked."""
         with s3_errors(action, where, self._secrets):
             yield
 
@@ -220,7 +221,7 @@ class S3Transport(Transport):
             options["StorageClass"] = storage_class
         if metadata:
             options["Metadata"] = {str(k): str(v) for k, v in metadata.items()}
-        with self._errors("put", path), open(local, "rb") as f:
+        with self.errors("put", path), open(local, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size <= self.chunk_size:
                 data = f.read()
@@ -285,7 +286,7 @@ class S3Transport(Transport):
 
     def get(self, path: str, local: Path) -> None:
         bucket, key = split_path(path)
-        with self._errors("get", path):
+        with self.errors("get", path):
             body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
             try:
                 with open(local, "wb") as out:
@@ -298,7 +299,7 @@ class S3Transport(Transport):
         """Copy then delete: not atomic (``deliver`` never needs it, as puts are atomic)."""
         src_bucket, src_key = split_path(src)
         dst_bucket, dst_key = split_path(dst)
-        with self._errors("rename", f"{src} to {dst}"):
+        with self.errors("rename", f"{src} to {dst}"):
             source: Any = {"Bucket": src_bucket, "Key": src_key}
             head = self.client.head_object(Bucket=src_bucket, Key=src_key)
             if head["ContentLength"] <= MAX_COPY:
@@ -312,7 +313,7 @@ class S3Transport(Transport):
 
     def remove(self, path: str) -> None:
         bucket, key = split_path(path)
-        with self._errors("delete", path):
+        with self.errors("delete", path):
             self.client.delete_object(Bucket=bucket, Key=key)
 
     def _head(self, path: str, **extra: Any) -> Any | None:
@@ -321,7 +322,7 @@ class S3Transport(Transport):
         bucket, key = split_path(path)
         if not key:
             return None
-        with self._errors("stat", path):
+        with self.errors("stat", path):
             try:
                 return self.client.head_object(Bucket=bucket, Key=key, **extra)
             except ClientError as exc:
@@ -344,7 +345,7 @@ class S3Transport(Transport):
         args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
         if not recursive:
             args["Delimiter"] = "/"
-        with self._errors("list", path):
+        with self.errors("list", path):
             for page in self.client.get_paginator("list_objects_v2").paginate(**args):
                 for obj in page.get("Contents", []):
                     if obj["Key"].endswith("/"):
