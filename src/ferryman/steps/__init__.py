@@ -7,6 +7,7 @@ from typing import Any
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
 from ferryman.steps.checksum import ChecksumStep
 from ferryman.steps.command import CommandStep
+from ferryman.steps.csv import CsvStep
 from ferryman.steps.deliver import DeliverStep
 from ferryman.steps.download import DownloadStep
 from ferryman.steps.email import EmailStep
@@ -33,6 +34,7 @@ STEPS: dict[str, type[Step[Any]]] = {
     "checksum": ChecksumStep,
     "command": CommandStep,
     "python": PythonStep,
+    "csv": CsvStep,
 }
 """Every step type, by its config ``type`` key."""
 
