@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from ferryman.sources.base import Source, SourceConfig
+from ferryman.sources.folder import FolderSource
 from ferryman.sources.ftp import FtpSource
 from ferryman.sources.imap import ImapSource
 from ferryman.sources.s3 import S3Source
 from ferryman.sources.sftp import SftpSource
 
 SOURCES: dict[str, type[Source[Any]]] = {
-    "imap": ImapSource,
+    "folder": FolderSource,
     "sftp": SftpSource,
     "ftp": FtpSource,
     "s3": S3Source,
+    "imap": ImapSource,
 }
 """Every source type, by its config ``type`` key."""
 

@@ -1,0 +1,799 @@
+"""``folder``: files arriving in local (or mounted network) folders.
+
+A file becomes a candidate once it is *ready*:
+
+- ``ready = "auto"`` (default): an inotify close-after-write or a rename into
+  the folder makes it ready at once; a file found by a scan is ready when its
+  size and timestamps have not changed for `settle`;
+- ``"stable"``: always wait until unchanged for `settle`;
+- ``"lock"``: ready while no ``<file>.lock`` file or folder exists (Rattail's
+  ``locking_copy`` makes the lock a folder);
+- ``"done_file"``: ready once ``<file>.done`` exists.
+
+The key is ``<absolute path>|<size>|<mtime_ns>``: an unchanged file is the
+same item forever (the journal drops it), a rewritten file is a new one.
+Watching uses watchdog's inotify observer plus a reconciliation scan every
+`rescan`; a kernel queue overflow, a dead observer or a replaced folder
+restart the observer and rescan, so no event loss loses a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fnmatch
+import itertools
+import logging
+import os
+import queue
+import re
+import shutil
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from watchdog.events import (
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers.api import BaseObserver
+
+from ferryman import templates
+from ferryman.flow import FlowContext
+from ferryman.item import Candidate, Item, Outcome
+from ferryman.model import Model
+from ferryman.sources.base import Emit, Source, SourceConfig
+from ferryman.units import Duration, format_duration
+
+DEFAULT_IGNORE = ["*.in_progress", "*.part", "*.tmp", "*.lock", "*.done"]
+BUILTIN_META = ("name", "path", "dir", "relpath", "size", "mtime")
+CURSOR = "folder.ignore_before"
+_TICK = 0.1  # how often the watch loop looks at `stop`
+_HEALTH_EVERY = 1.0  # how often the watch loop checks the observer and the folders
+
+
+class MoveTo(Model):
+    """``{move = "archive/{now:%Y-%m}"}``: move the original into a folder."""
+
+    move: str = Field(
+        description="Destination folder template ({now:%Y-%m}, {name}, {meta.KEY}, …); relative to "
+        "the watched folder. Created when missing; an existing file there is never overwritten "
+        "(the moved file gets a -1, -2 … suffix)."
+    )
+
+    @field_validator("move")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the move folder is empty")
+        templates.check(value)
+        return value
+
+
+class FolderSourceConfig(SourceConfig):
+    """Files in one or more folders, picked up when ready, disposed of after success."""
+
+    type: Literal["folder"] = Field(description="Files arriving in local or mounted folders.")
+    path: str | None = Field(None, description="The folder to watch (relative to the config file).")
+    paths: list[str] | None = Field(None, description="Several folders to watch (instead of path).")
+    include: list[str] = Field(
+        default_factory=list,
+        description="Globs a file must match (on its name, or with recursive on its relative path); "
+        "empty takes every file. Case-sensitive.",
+    )
+    exclude: list[str] = Field(default_factory=list, description="Globs of files to leave alone.")
+    ignore: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_IGNORE),
+        description="Temporary and marker files never picked up (replace the list to change it).",
+    )
+    ignore_hidden: bool = Field(True, description="Leave hidden files (and hidden folders) alone.")
+    recursive: bool = Field(False, description="Also watch sub-folders.")
+    watch: Literal["auto", "poll"] = Field(
+        "auto", description="'auto': inotify events plus a scan every rescan; 'poll': scans only "
+        "(network shares whose changes inotify does not see).",
+    )
+    rescan: Duration = Field(
+        60.0, gt=0, description="Reconciliation scan interval (the polling interval with watch = 'poll')."
+    )
+    ready: Literal["auto", "stable", "lock", "done_file"] = Field(
+        "auto", description="When a file is complete: 'auto' (closed or renamed in, else unchanged for "
+        "settle), 'stable' (unchanged for settle), 'lock' (no <file>.lock), 'done_file' "
+        "(<file>.done exists).",
+    )
+    settle: Duration = Field(2.0, description="How long a file must stay unchanged to count as complete.")
+    done_suffix: str = Field(".done", description="Suffix of done files (ready = 'done_file').")
+    lock_suffix: str = Field(".lock", description="Suffix of lock files or folders (ready = 'lock').")
+    existing: Literal["process", "ignore"] = Field(
+        "process", description="Files already there when the flow first starts: 'process' them (oldest "
+        "first) or 'ignore' them for good.",
+    )
+    after: Literal["keep", "delete"] | MoveTo = Field(
+        "keep", description="After success: 'keep', 'delete' or {move = 'folder template'}."
+    )
+    after_failure: Literal["keep"] | MoveTo = Field(
+        "keep", description="After a failure: 'keep' or {move = 'folder template'}."
+    )
+
+    @field_validator("done_suffix", "lock_suffix")
+    @classmethod
+    def _suffix(cls, value: str) -> str:
+        if not value or "/" in value:
+            raise ValueError("a suffix must be non-empty and hold no '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FolderSourceConfig:
+        if (self.path is None) == (self.paths is None):
+            raise ValueError("give either path or paths (exactly one)")
+        if self.paths is not None and not self.paths:
+            raise ValueError("paths is empty")
+        if self.meta_from_name:
+            clash = sorted(set(re.compile(self.meta_from_name).groupindex) & set(BUILTIN_META))
+            if clash:
+                raise ValueError(f"meta_from_name group {clash[0]!r} clashes with the built-in meta key "
+                                 f"of that name; rename the group")
+        if self.recursive:
+            for disposal in (self.after, self.after_failure):
+                if isinstance(disposal, MoveTo) and not _is_absolute(disposal.move) \
+                        and not templates.static_prefix(disposal.move).strip("/."):
+                    raise ValueError(
+                        f"with recursive = true a relative move folder must start with a fixed folder "
+                        f"(like 'archive/{{now:%Y-%m}}'), not {disposal.move!r}: moved files would be "
+                        "picked up again"
+                    )
+        return self
+
+    @property
+    def folders(self) -> list[str]:
+        """`path` or `paths`, as written."""
+        return [self.path] if self.path is not None else list(self.paths or ())
+
+
+def _is_absolute(template: str) -> bool:
+    return template.startswith(("/", "~"))
+
+
+class _Patterns:
+    """fnmatch globs compiled once; `hit` names the first that matches a name or relative path."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.patterns = patterns
+        self._compiled = [(p, re.compile(fnmatch.translate(p)).match) for p in patterns]
+
+    def hit(self, name: str, rel: str) -> str | None:
+        for pattern, match in self._compiled:
+            if match(name) or (rel != name and match(rel)):
+                return pattern
+        return None
+
+
+class Trigger(Enum):
+    """Why a file is being looked at."""
+
+    SCAN = "scan"
+    CREATED = "created"  # an inotify create: the writer may still be writing
+    CLOSED = "closed"  # closed after writing, renamed in, its lock removed or its done file written
+
+
+@dataclass
+class _Seen:
+    """A file waiting to settle: its signature when first seen, then, and when to look again."""
+
+    signature: tuple[int, int, int]
+    since: float
+    due: float
+
+
+@dataclass
+class _Verdict:
+    candidate: Candidate | None
+    reason: str
+
+
+class FolderSource(Source[FolderSourceConfig]):
+    """Files in folders (see the module docstring for readiness, keys and watching)."""
+
+    Config = FolderSourceConfig
+
+    def __init__(self, config: FolderSourceConfig, flow: FlowContext) -> None:
+        super().__init__(config, flow)
+        self.roots = [os.path.abspath(flow.resolve(p)) for p in config.folders]
+        self._include = _Patterns(config.include)
+        self._exclude = _Patterns(config.exclude)
+        extra = {"lock": [f"*{config.lock_suffix}"], "done_file": [f"*{config.done_suffix}"]}
+        self._ignore = _Patterns([*config.ignore, *extra.get(config.ready, [])])
+        self._skip_dirs = self._move_targets_inside()
+        self._lock = threading.Lock()
+        self._offered: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) already emitted
+        self._seen: dict[str, _Seen] = {}  # files waiting to settle (scan/watch thread only)
+        self._writing: set[str] = set()  # created (by an event) and not closed yet
+        self._marker: int | None = None  # existing = "ignore": files last changed before are left alone
+        self._warned: set[str] = set()
+
+    # ---- the Source interface ----------------------------------------------------------
+
+    @property
+    def disposes(self) -> bool:
+        return self.config.after != "keep" or self.config.after_failure != "keep"
+
+    def scan(self) -> list[Candidate]:
+        """Every file ready now, oldest mtime first.  Files changed less than `settle` ago are
+        watched for up to `settle` (one sleep), so a file written just before ``run --once`` is taken."""
+        self._start()
+        ready = self._full_scan()
+        young = list(self._seen)
+        if young:
+            due = max(self._seen[p].due for p in young)
+            time.sleep(min(self.config.settle, max(0.0, due - time.monotonic())))
+            for path in young:
+                self._recheck(path, ready)
+        return self._take(ready)
+
+    def watch(self, emit: Emit, stop: threading.Event) -> None:
+        """Emit ready files until `stop` is set: inotify events, settle deadlines, rescans."""
+        self._start()
+        events: queue.SimpleQueue[FileSystemEvent | None] = queue.SimpleQueue()  # None: overflow
+        handler = _Handler(events)
+        observer: BaseObserver | None = None
+        watched: dict[str, tuple[int, int]] = {}
+        poll = self.config.watch == "poll"
+        interval = self.config.poll_interval if poll and "poll_interval" in self.config.model_fields_set \
+            else self.config.rescan
+        next_scan = next_health = 0.0
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if not poll and now >= next_health:
+                    next_health = now + _HEALTH_EVERY
+                    present = self._present_roots()
+                    if observer is None or not _healthy(observer, watched, present):
+                        observer = self._restart(observer, handler, events, present)
+                        watched = present if observer is not None else {}
+                        next_scan = now  # events were not seen meanwhile: look at everything
+                if now >= next_scan:
+                    self._emit(emit, self._full_scan())
+                    next_scan = time.monotonic() + interval
+                wake = min(next_scan, next_health if not poll else next_scan, self._next_due(), now + _TICK)
+                ready: list[Candidate] = []
+                for event in _drain(events, max(0.0, wake - time.monotonic())):
+                    if event is None:
+                        self.flow.log.warning("%s: inotify queue overflowed; restarting the watcher and "
+                                              "rescanning", self.flow.flow)
+                        next_health = next_scan = 0.0
+                        if observer is not None:
+                            _stop(observer)
+                            observer = None
+                    else:
+                        self._on_event(event, ready)
+                now = time.monotonic()
+                for path in [p for p, seen in self._seen.items() if seen.due <= now]:
+                    self._recheck(path, ready)
+                self._emit(emit, ready)
+        finally:
+            if observer is not None:
+                _stop(observer)
+
+    def finalize(self, item: Item, outcome: Outcome) -> None:
+        """Keep, delete or move the original (and its done file); errors are logged, never raised."""
+        disposal = self.config.after if outcome.succeeded else self.config.after_failure
+        if disposal == "keep":
+            return
+        path = item.origin
+        try:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                self._forget(path)
+                return
+            if f"{path}|{st.st_size}|{st.st_mtime_ns}" != item.key:
+                self.flow.log.warning("%s: %s changed after it was picked up; left in place so the new "
+                                      "version is processed", self.flow.flow, path)
+                return
+            done = path + self.config.done_suffix if self.config.ready == "done_file" else None
+            if isinstance(disposal, MoveTo):
+                folder = self._move_folder(disposal.move, item, path)
+                moved = move_without_overwrite(path, folder)
+                if done is not None and os.path.lexists(done):
+                    os.replace(done, str(moved) + self.config.done_suffix)
+                self.flow.log.info("%s: moved %s to %s", self.flow.flow, path, moved)
+            else:
+                _unlink(path)
+                if done is not None:
+                    _unlink(done)
+                self.flow.log.info("%s: deleted %s", self.flow.flow, path)
+            self._forget(path)
+        except Exception as exc:  # disposal must never break the engine
+            from ferryman.errors import describe
+
+            self.flow.log.error("%s: could not dispose of %s: %s", self.flow.flow, path, describe(exc))
+
+    def explain(self, path: str) -> str | None:
+        """One line on why `path` is (not) picked up; None when it is not under a watched folder."""
+        full = os.path.abspath(os.path.expanduser(path))
+        located = self._locate(full)
+        if located is None:
+            return None
+        root, rel = located
+        if not os.path.lexists(full):
+            return "no such file"
+        if os.path.isdir(full):
+            return "a folder, not a file"
+        verdict = self._verdict(full, root, rel, Trigger.SCAN, explaining=True)
+        return "ready" if verdict.candidate is not None else verdict.reason
+
+    def key_of(self, path: str) -> str | None:
+        """The source key the file at `path` has right now (for ``ferryman why``), or None."""
+        full = os.path.abspath(os.path.expanduser(path))
+        try:
+            st = os.stat(full)
+        except OSError:
+            return None
+        return f"{full}|{st.st_size}|{st.st_mtime_ns}"
+
+    # ---- judging one file ----------------------------------------------------------------
+
+    def _verdict(self, path: str, root: str, rel: str, trigger: Trigger, *,
+                 explaining: bool = False) -> _Verdict:
+        """Whether the file is a candidate now, and if not, why (one line for `explain`)."""
+        name = os.path.basename(path)
+        problem, meta = self._name_problem(name, rel)
+        if problem is not None:
+            return _Verdict(None, problem)
+        try:
+            st = os.stat(path)
+        except OSError:  # vanished (they do, all the time) or unreadable folder
+            self._seen.pop(path, None)
+            return _Verdict(None, "cannot be read (it vanished or its folder is not readable)")
+        if not stat.S_ISREG(st.st_mode):
+            return _Verdict(None, "not a regular file")
+        if not explaining and self._offered.get(path) == (st.st_size, st.st_mtime_ns):
+            self._seen.pop(path, None)
+            return _Verdict(None, "already offered")
+        last_change = max(st.st_mtime_ns, st.st_ctime_ns)
+        marker = self._marker if not explaining else self._stored_marker()
+        if self.config.existing == "ignore" and (marker is None or last_change < marker):
+            return _Verdict(None, "ignored: it was already there when the flow first started "
+                                  "(existing = \"ignore\")")
+        if not os.access(path, os.R_OK):
+            if not explaining and path not in self._warned:
+                self._warned.add(path)
+                self.flow.log.warning("%s: %s is not readable (permission denied); it is picked up "
+                                      "once it is", self.flow.flow, path)
+            return _Verdict(None, "not readable by ferryman (permission denied)")
+        waiting = self._waiting(path, st, trigger, record=not explaining)
+        if waiting is not None:
+            return _Verdict(None, waiting)
+        self._seen.pop(path, None)
+        self._warned.discard(path)
+        meta.update(name=name, path=path, dir=root, relpath=rel, size=str(st.st_size),
+                    mtime=datetime.fromtimestamp(st.st_mtime).astimezone().isoformat(timespec="seconds"))
+        return _Verdict(Candidate(key=f"{path}|{st.st_size}|{st.st_mtime_ns}", files=(Path(path),),
+                                  meta=meta, order=st.st_mtime, origin=path), "ready")
+
+    def _name_problem(self, name: str, rel: str) -> tuple[str | None, dict[str, str]]:
+        """Why the name alone rules the file out (or None), and the meta parsed from it."""
+        parts = rel.split("/")
+        if self.config.ignore_hidden and any(part.startswith(".") for part in parts):
+            return "ignored: hidden file (ignore_hidden = true)", {}
+        for folder in parts[:-1]:
+            if folder.endswith(self.config.lock_suffix):
+                return f"ignored: inside the lock folder {folder!r}", {}
+        if any(rel.startswith(skip + "/") for skip in self._skip_dirs):
+            return "ignored: inside the folder originals are moved to", {}
+        hit = self._ignore.hit(name, rel)
+        if hit is not None:
+            return f"ignored: matches {hit!r}, a temporary or marker file (see `ignore`)", {}
+        hit = self._exclude.hit(name, rel)
+        if hit is not None:
+            return f"excluded by pattern {hit!r}", {}
+        if self._include.patterns and self._include.hit(name, rel) is None:
+            return f"not matched by include {self._include.patterns}", {}
+        meta = self.meta_from_name(name)
+        if meta is None:
+            return f"name does not match meta_from_name {self.config.meta_from_name!r}", {}
+        return None, meta
+
+    def _waiting(self, path: str, st: os.stat_result, trigger: Trigger, *, record: bool) -> str | None:
+        """What the file still waits for under `ready`, or None when it is ready."""
+        mode = self.config.ready
+        if mode == "lock":
+            lock = path + self.config.lock_suffix
+            return f"waiting for {os.path.basename(lock)} to disappear" if os.path.lexists(lock) else None
+        if mode == "done_file":
+            done = path + self.config.done_suffix
+            return None if os.path.lexists(done) else f"waiting for its done file {os.path.basename(done)}"
+        if mode == "auto" and trigger is Trigger.CLOSED:
+            return None
+        # Settled: unchanged for `settle` by its own timestamps, or seen unchanged that long.
+        settle = self.config.settle
+        if mode == "auto" and path in self._writing:
+            settle = max(settle, self.config.rescan)  # created but never closed: be patient
+        age = time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9
+        if age >= settle:
+            return None
+        signature = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        now = time.monotonic()
+        seen = self._seen.get(path)
+        if seen is not None and seen.signature == signature:
+            if now - seen.since >= settle:
+                return None
+        elif record:
+            self._seen[path] = _Seen(signature, now, now + settle - max(0.0, age))
+        return f"waiting for it to settle (changed {max(0.0, age):.1f}s ago; settle is " \
+               f"{format_duration(settle)})"
+
+    # ---- scanning ------------------------------------------------------------------------
+
+    def _full_scan(self) -> list[Candidate]:
+        """Walk every watched folder: ready files, and young ones noted in `_seen`."""
+        ready: list[Candidate] = []
+        present: set[str] = set()
+        for root in self.roots:
+            if not os.path.isdir(root):
+                self._warn_once(root, f"folder {root} does not exist (yet) or is not a folder; "
+                                      "looking again later")
+                continue
+            self._warned.discard(root)
+            for path, rel in self._walk(root):
+                present.add(path)
+                verdict = self._verdict(path, root, rel, Trigger.SCAN)
+                if verdict.candidate is not None:
+                    ready.append(verdict.candidate)
+        with self._lock:
+            self._offered = {p: v for p, v in self._offered.items() if p in present}
+        self._seen = {p: s for p, s in self._seen.items() if p in present}
+        self._writing &= present
+        return ready
+
+    def _walk(self, root: str) -> Iterator[tuple[str, str]]:
+        """(path, relative path) of every file below `root` (one level unless recursive)."""
+        stack = [""]
+        while stack:
+            prefix = stack.pop()
+            try:
+                with os.scandir(os.path.join(root, prefix) if prefix else root) as entries:
+                    listed = list(entries)
+            except OSError as exc:
+                self._warn_once(root + "/" + prefix, f"cannot list {root}/{prefix}: {exc.strerror}")
+                continue
+            for entry in listed:
+                rel = prefix + entry.name
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    continue
+                if not is_dir:
+                    yield entry.path, rel
+                elif self.config.recursive and not self._skip_folder(entry.name, rel):
+                    stack.append(rel + "/")
+
+    def _skip_folder(self, name: str, rel: str) -> bool:
+        return (self.config.ignore_hidden and name.startswith(".")) \
+            or name.endswith(self.config.lock_suffix) or rel in self._skip_dirs
+
+    def _recheck(self, path: str, ready: list[Candidate]) -> None:
+        """Look again at a file that was waiting to settle."""
+        located = self._locate(path)
+        if located is None:
+            self._seen.pop(path, None)
+            return
+        verdict = self._verdict(path, *located, Trigger.SCAN)
+        if verdict.candidate is not None:
+            ready.append(verdict.candidate)
+
+    def _next_due(self) -> float:
+        return min((seen.due for seen in self._seen.values()), default=float("inf"))
+
+    def _take(self, ready: list[Candidate]) -> list[Candidate]:
+        """`ready` without duplicates, oldest first, remembered as offered."""
+        unique = {c.origin: c for c in ready}
+        ordered = sorted(unique.values(), key=lambda c: (c.order, c.origin))
+        with self._lock:
+            for c in ordered:
+                self._offered[c.origin] = (int(c.meta["size"]), int(c.key.rsplit("|", 1)[1]))
+        return ordered
+
+    def _emit(self, emit: Emit, ready: list[Candidate]) -> None:
+        if ready:
+            unique = {c.origin: c for c in ready}
+            emit(sorted(unique.values(), key=lambda c: (c.order, c.origin)))
+            self._take(list(unique.values()))
+
+    # ---- events --------------------------------------------------------------------------
+
+    def _on_event(self, event: FileSystemEvent, ready: list[Candidate]) -> None:
+        src = os.fsdecode(event.src_path)
+        dest = os.fsdecode(getattr(event, "dest_path", "") or "")
+        if isinstance(event, FileClosedEvent):
+            self._touched(src, Trigger.CLOSED, ready)
+        elif isinstance(event, FileCreatedEvent):
+            self._touched(src, Trigger.CREATED, ready)
+        elif isinstance(event, FileMovedEvent | DirMovedEvent):
+            if src:
+                self._gone(src, ready)
+            if dest and not event.is_directory:
+                self._touched(dest, Trigger.CLOSED, ready)
+            elif dest and self.config.recursive and self._locate(dest) is not None:
+                # A folder moved in arrives complete: take what it holds.
+                for path, _ in self._walk(dest):
+                    self._touched(path, Trigger.CLOSED, ready)
+        elif isinstance(event, FileDeletedEvent | DirDeletedEvent):
+            self._gone(src, ready)
+
+    def _touched(self, path: str, trigger: Trigger, ready: list[Candidate]) -> None:
+        located = self._locate(path)
+        if located is None:
+            return
+        mode = self.config.ready
+        if mode == "done_file" and path.endswith(self.config.done_suffix):
+            # The done file exists: its data file is complete.
+            self._touched(path[: -len(self.config.done_suffix)], Trigger.CLOSED, ready)
+            return
+        if mode == "lock" and path.endswith(self.config.lock_suffix):
+            return  # a lock appeared: its file waits
+        if trigger is Trigger.CREATED:
+            if mode == "auto":
+                self._writing.add(path)
+            if mode != "stable":
+                return  # wait for close, rename, lock removal or done file
+        else:
+            self._writing.discard(path)
+        verdict = self._verdict(path, *located, trigger)
+        if verdict.candidate is not None:
+            ready.append(verdict.candidate)
+
+    def _gone(self, path: str, ready: list[Candidate]) -> None:
+        self._forget(path)
+        self._seen.pop(path, None)
+        self._writing.discard(path)
+        if self.config.ready == "lock" and path.endswith(self.config.lock_suffix):
+            self._touched(path[: -len(self.config.lock_suffix)], Trigger.CLOSED, ready)
+
+    def _locate(self, path: str) -> tuple[str, str] | None:
+        """(watched folder, relative path) of `path`, or None when no watched folder holds it."""
+        for root in self.roots:
+            if self.config.recursive:
+                if path.startswith(root.rstrip("/") + "/"):
+                    return root, path[len(root.rstrip("/")) + 1:]
+            elif os.path.dirname(path) == root:
+                return root, os.path.basename(path)
+        return None
+
+    # ---- the observer --------------------------------------------------------------------
+
+    def _present_roots(self) -> dict[str, tuple[int, int]]:
+        """Watched folders that exist now, with their (device, inode) to notice a replaced folder."""
+        present = {}
+        for root in self.roots:
+            try:
+                st = os.stat(root)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                present[root] = (st.st_dev, st.st_ino)
+        return present
+
+    def _restart(self, observer: BaseObserver | None, handler: _Handler,
+                 events: queue.SimpleQueue[FileSystemEvent | None],
+                 present: dict[str, tuple[int, int]]) -> BaseObserver | None:
+        """A fresh observer on the folders there now (None when none is, or inotify fails)."""
+        if observer is not None:
+            _stop(observer)
+        if not present:
+            return None
+        fresh = _new_observer(lambda: events.put(None))
+        try:
+            for root in present:
+                fresh.schedule(handler, root, recursive=self.config.recursive, event_filter=_EVENTS)
+            fresh.start()
+        except OSError as exc:
+            _stop(fresh)
+            reason = "the inotify watch limit is reached (raise fs.inotify.max_user_watches)" \
+                if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            self._warn_once("inotify", f"cannot watch {', '.join(present)}: {reason}; scanning every "
+                                       f"{format_duration(self.config.rescan)} meanwhile")
+            return None
+        self._warned.discard("inotify")
+        return fresh
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        """Load (or, at the first start, store) the existing = "ignore" marker."""
+        if self.config.existing != "ignore" or self._marker is not None:
+            return
+        stored = self._stored_marker()
+        if stored is None:
+            stored = time.time_ns()
+            if self.flow.journal is not None:
+                self.flow.journal.set_cursor(self.flow.flow, CURSOR, str(stored))
+        self._marker = stored
+
+    def _stored_marker(self) -> int | None:
+        if self._marker is not None:
+            return self._marker
+        value = self.flow.journal.get_cursor(self.flow.flow, CURSOR) if self.flow.journal else None
+        return int(value) if value else None
+
+    def _forget(self, path: str) -> None:
+        with self._lock:
+            self._offered.pop(path, None)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.flow.log.warning("%s: %s", self.flow.flow, message)
+
+    def _move_folder(self, template: str, item: Item, path: str) -> Path:
+        values = templates.fields_for(flow=item.flow, item=item.id, meta=item.meta, path=path)
+        rendered = Path(templates.render_path(template, values)).expanduser()
+        root = item.meta.get("dir") or os.path.dirname(path)
+        return rendered if rendered.is_absolute() else Path(root) / rendered
+
+    def _move_targets_inside(self) -> set[str]:
+        """Relative folders (below a watched folder) that originals are moved to: never scanned."""
+        inside: set[str] = set()
+        for disposal in (self.config.after, self.config.after_failure):
+            if not isinstance(disposal, MoveTo):
+                continue
+            prefix = templates.static_prefix(disposal.move).rstrip("/")
+            for root in self.roots:
+                folder = os.path.abspath(os.path.join(root, os.path.expanduser(prefix)))
+                if folder.startswith(root.rstrip("/") + "/"):
+                    inside.add(folder[len(root.rstrip("/")) + 1:])
+        return inside
+
+
+def move_without_overwrite(path: str, folder: Path) -> Path:
+    """Move file `path` into `folder` (created), keeping its name unless taken: then ``name-1.ext``…
+
+    Never overwrites: the new name is claimed with a hard link where the file
+    system allows it, else by renaming only when the name is free.  Across
+    file systems the file is copied (and fsynced) first.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    name = os.path.basename(path)
+    source = path
+    copied = False
+    if os.stat(path).st_dev != os.stat(folder).st_dev:
+        source = str(folder / f".{name}.ferryman-move")
+        shutil.copy2(path, source)
+        with open(source, "rb") as f:
+            os.fsync(f.fileno())
+        copied = True
+    stem, suffix = os.path.splitext(name)
+    for n in itertools.count():
+        target = folder / (name if n == 0 else f"{stem}-{n}{suffix}")
+        try:
+            _claim(source, target)
+        except FileExistsError:
+            continue
+        break
+    if copied:
+        _unlink(path)
+    return target
+
+
+def _claim(source: str, target: Path) -> None:
+    """Give `source` the name `target`, raising FileExistsError when the name is taken."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+            raise
+        if os.path.lexists(target):  # no hard links here: check, then rename
+            raise FileExistsError(target) from None
+        os.rename(source, target)
+        return
+    os.unlink(source)
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+# ---- watchdog glue -----------------------------------------------------------------------
+
+_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent, DirDeletedEvent, DirMovedEvent,
+]
+"""Only what readiness needs: no open/modify events (a big write would flood the queue)."""
+
+
+class _Handler(FileSystemEventHandler):
+    """Hands every event to the watch loop's queue (the observer thread never blocks on work)."""
+
+    def __init__(self, events: queue.SimpleQueue[FileSystemEvent | None]) -> None:
+        self.events = events
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        self.events.put(event)
+
+
+def _drain(events: queue.SimpleQueue[FileSystemEvent | None], timeout: float) -> list[FileSystemEvent | None]:
+    """Wait up to `timeout` for one event, then take every event already queued (one batch)."""
+    try:
+        batch = [events.get(timeout=timeout)] if timeout > 0 else [events.get_nowait()]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            batch.append(events.get_nowait())
+        except queue.Empty:
+            return batch
+
+
+def _healthy(observer: BaseObserver, watched: dict[str, tuple[int, int]],
+             present: dict[str, tuple[int, int]]) -> bool:
+    """The observer runs, every emitter runs, and it watches exactly the folders there now."""
+    return observer.is_alive() and all(e.is_alive() for e in observer.emitters) and watched == present
+
+
+def _stop(observer: BaseObserver) -> None:
+    observer.stop()
+    with contextlib.suppress(RuntimeError):  # never started
+        observer.join(5)
+
+
+if sys.platform.startswith("linux"):
+    from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver
+
+    class _OverflowEmitter(InotifyFullEmitter):
+        """An inotify emitter that reports kernel queue overflows (watchdog itself only logs them)."""
+
+        def __init__(self, *args: Any, on_overflow: Callable[[], None], **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._on_overflow = on_overflow
+
+        def on_thread_start(self) -> None:
+            super().on_thread_start()
+            group = getattr(self, "_inotify", None)
+            original = getattr(group, "on_queue_overflow", None)
+            if group is None or original is None:
+                return  # another watchdog layout: the periodic rescan still covers lost events
+
+            def overflowed() -> None:
+                original()
+                self._on_overflow()
+
+            group.on_queue_overflow = overflowed
+
+    def _not_stopping_noise(record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in str(record.msg)
+
+    # watchdog logs this "error" whenever an emitter stops while it waits for events.
+    logging.getLogger("watchdog.observers.inotify").addFilter(_not_stopping_noise)
+
+    class _Observer(InotifyObserver):
+        def __init__(self, on_overflow: Callable[[], None]) -> None:
+            super().__init__(generate_full_events=True)
+            if hasattr(self, "_emitter_kwargs"):
+                self._emitter_class = _OverflowEmitter
+                self._emitter_kwargs["on_overflow"] = on_overflow
+
+    def _new_observer(on_overflow: Callable[[], None]) -> BaseObserver:
+        return _Observer(on_overflow)
+
+else:  # pragma: no cover - other platforms: no overflow hook, the rescan covers lost events
+
+    def _new_observer(on_overflow: Callable[[], None]) -> BaseObserver:
+        from watchdog.observers import Observer
+
+        return Observer()
