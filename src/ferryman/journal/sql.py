@@ -64,7 +64,8 @@ class Dialect:
     real: str
     """Column type of a timestamp in epoch seconds."""
     lock: str = ""
-    """Appended to the SELECT of a claim or retry (``FOR UPDATE SKIP LOCKED`` where rows lock)."""
+    """Row lock taken by the SELECTs of a claim or retry (``FOR UPDATE SKIP LOCKED`` where
+    rows lock; SQLite's one writer needs none, and claims with a plain UPDATE … RETURNING)."""
 
 
 @dataclass(frozen=True)
@@ -250,20 +251,17 @@ class SqlJournal:
 
     def _op_claim(self, cur: Cursor, item_id: str, owner: str, lease: float) -> Item | None:
         now = time.time()
-        cur.execute(self.q(
-            f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ? AND (state = 'pending' OR "
-            "(state = 'running' AND (lease_until IS NULL OR lease_until < ? OR owner = ?))) "
-            + self.dialect.lock), (item_id, now, owner))
-        row = cur.fetchone()
-        if row is None:
-            return None
+        claimable = ("id = ? AND (state = 'pending' OR (state = 'running' AND "
+                     "(lease_until IS NULL OR lease_until < ? OR owner = ?)))")
+        if self.dialect.lock:
+            # Lock the row first, skipping it when another instance is claiming it right now.
+            claimable = f"id = (SELECT id FROM items WHERE {claimable} {self.dialect.lock})"
         cur.execute(self.q(
             "UPDATE items SET state = 'running', owner = ?, lease_until = ?, "
-            "attempts = attempts + 1, updated_at = ? WHERE id = ?"),
-            (owner, now + lease, now, item_id))
-        item = item_from_row(row)
-        item.state, item.attempts, item.updated_at = State.RUNNING, item.attempts + 1, now
-        return item
+            f"attempts = attempts + 1, updated_at = ? WHERE {claimable} RETURNING {ITEM_COLUMNS}"),
+            (owner, now + lease, now, item_id, now, owner))
+        row = cur.fetchone()
+        return item_from_row(row) if row else None
 
     def step_done(self, run: StepRun, files: Sequence[str], meta: dict[str, str]) -> None:
         files_json, meta_json = to_json([str(f) for f in files]), to_json(meta)
