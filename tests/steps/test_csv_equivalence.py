@@ -12,12 +12,12 @@ import re
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from steps.csv_reference import Unterminated, reference, rewrite
 
 from ferryman.steps import csv_rewrite
 from ferryman.steps.csv_rewrite import CsvFormatError, Dialect, Options, Rule
+from steps.csv_reference import Unterminated, reference, rewrite
 
-ALPHABET = st.sampled_from(list('ab,;"\r\n \t|\'x\\é') + ["\r\n", '""', "\x00", ",,", '","'])
+ALPHABET = st.sampled_from([*list('ab,;"\r\n \t|\'x\\é'), "\r\n", '""', "\x00", ",,", '","'])
 TEXT = st.lists(ALPHABET, max_size=60).map("".join)
 VALUE = st.text(alphabet=st.sampled_from(list('ab,;"\r\n |\\é')), max_size=6)
 ROWS = st.lists(st.lists(VALUE, max_size=4), max_size=8)
