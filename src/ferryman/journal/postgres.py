@@ -80,7 +80,7 @@ class PostgresJournal(SqlJournal):
             conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
             if conn is not None and conn.broken:
                 conn.close()
-            reason = redact(describe(exc))
+            reason = redact(" ".join(str(exc).split()) or describe(exc))
             raise JournalError(f"{doing} the journal {self.where}: {reason}") from exc
 
     def _write(self, op: Callable[[Cursor], T], durable: bool) -> T:

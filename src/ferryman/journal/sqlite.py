@@ -40,7 +40,9 @@ log = logging.getLogger("ferryman.journal")
 
 
 def _reason(exc: BaseException) -> str:
-    """SQLite's own words are clear ("database or disk is full"); other errors name their type."""
+    """SQLite's own words are clear ("database or disk is full"); so are the OS's."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     return " ".join(str(exc).split()) if isinstance(exc, sqlite3.Error) else describe(exc)
 
 
