@@ -184,3 +184,24 @@ def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         conn.close()
+
+
+def test_progress_writes_are_committed_soon_without_a_durable_write(tmp_path: Path) -> None:
+    j = SqliteJournal(tmp_path / "journal.db", commit_delay=0.05)
+    try:
+        (item,) = j.admit("f", [Candidate(key="a", files=())])
+        assert j.claim(item.id, "w", 60) is not None
+        # Nobody waits for the claim's commit; the writer commits it after commit_delay anyway.
+        wait_for(lambda: (got := j.get(item.id)) is not None and got.state == State.RUNNING)
+    finally:
+        j.close()
+
+
+def test_known_answers_for_thousands_of_keys(tmp_path: Path) -> None:
+    j = SqliteJournal(tmp_path / "journal.db")
+    try:
+        keys = [f"/in/file-{n}.csv:4096:1700000000.0" for n in range(5000)]
+        j.admit("f", [Candidate(key=k, files=()) for k in keys[::2]])
+        assert j.known("f", keys) == set(keys[::2])
+    finally:
+        j.close()
