@@ -187,6 +187,7 @@ def test_connection_check(seaweedfs: SeaweedServer, s3_bucket: str) -> None:
     from ferryman.transports.probe import check_connection
 
     answer = check_connection("store", connection(seaweedfs))
-    assert answer.startswith(f"{seaweedfs.endpoint}: ") and s3_bucket in answer
+    count = len(seaweedfs.client().list_buckets()["Buckets"])
+    assert answer.startswith(f"{seaweedfs.endpoint}: {count} bucket(s): ")
     with pytest.raises(PermanentError, match="access key or secret key was refused"):
         check_connection("store", connection(seaweedfs, secret_key="nope-nope"))

@@ -74,7 +74,12 @@ def s3_errors(action: str, where: str, secrets: tuple[str, ...] = ()) -> Iterato
             ) from None
         if code == "NoSuchBucket":
             raise PermanentError(f"s3: cannot {action} {where}: no such bucket") from None
-        if code in ("AccessDenied", "403") or status == 403:
+        if code == "403":  # a HEAD answer has no body: wrong keys and missing rights look alike
+            raise PermanentError(
+                f"s3: cannot {action} {where}: access denied (HTTP 403: wrong access key or secret key, "
+                "or no permission)"
+            ) from None
+        if code == "AccessDenied" or status == 403:
             raise PermanentError(f"s3: cannot {action} {where}: access denied ({detail})") from None
         if code in _TRANSIENT_CODES or status >= 500 or status == 429:
             raise TransientError(f"s3: cannot {action} {where}: {detail}") from None
