@@ -229,9 +229,9 @@ class S3Transport(Transport):
         with self.errors("put", path), open(local, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size <= self.chunk_size:
-                data = f.read()
-                expected = _b64(hashlib.sha256(data).digest())
-                answer = self.client.put_object(Bucket=bucket, Key=key, Body=data,
+                body = FileSlice(f.fileno(), 0, size)
+                expected = _b64(body.sha256())
+                answer = self.client.put_object(Bucket=bucket, Key=key, Body=cast(IO[bytes], body),
                                                 ChecksumSHA256=expected, **options)
             else:
                 expected, answer = self._multipart(f.fileno(), size, bucket, key, options)
