@@ -65,6 +65,7 @@ class PostgresJournal(SqlJournal):
         conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=self._connect_timeout,
                                application_name="ferryman")
         with self._lock:
+            self._connections = [c for c in self._connections if not c.closed]
             self._connections.append(conn)
         self._local.conn = conn
         return conn

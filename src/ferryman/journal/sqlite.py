@@ -188,9 +188,12 @@ class SqliteJournal(SqlJournal):
                     for write in waiting:
                         write.done.set()  # type: ignore[union-attr]
                     waiting = []
-            except Exception as exc:
-                if self._conn.in_transaction:
-                    self._conn.rollback()
+            except BaseException as exc:  # the writer must outlive any failure, or callers hang
+                try:
+                    if self._conn.in_transaction:
+                        self._conn.rollback()
+                except sqlite3.Error:
+                    pass  # already rolled back by SQLite itself (full disk, I/O error)
                 message = f"writing the journal {self.path} failed: {_reason(exc)}"
                 log.error("%s", message)
                 for write in waiting + taken:
