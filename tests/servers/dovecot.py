@@ -244,13 +244,15 @@ service imap-login {{
     def drop_sessions(self) -> None:
         """Kill every logged-in IMAP session (clients see the connection drop); keep listening."""
         for pid in _descendants(self.process.pid if self.process else -1):
-            if _comm(pid) == "imap":
+            if _comm(pid) in ("imap", "imap-login"):  # imap-login proxies the TLS connection
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
     def stop(self) -> None:
+        """Stop the server and every session it forked (live clients see their connection drop)."""
         if self.process is None:
             return
+        children = _descendants(self.process.pid)
         self.process.terminate()
         try:
             self.process.wait(10)
@@ -258,6 +260,9 @@ service imap-login {{
             self.process.kill()
             self.process.wait()
         self.process = None
+        for pid in children:  # sessions outlive the master otherwise
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def restart(self) -> None:
         self.stop()

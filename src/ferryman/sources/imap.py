@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import imaplib
 import re
+import select
 import shutil
 import threading
 import time
@@ -171,7 +172,7 @@ class ImapSource(Source[ImapSourceConfig]):
     """Watches one mailbox; see the module docstring for the cursor and spool rules."""
 
     Config = ImapSourceConfig
-    implicit_steps: ClassVar[tuple[dict[str, str], ...]] = ({"type": "meta", "name": "mail", "refuse": "problem"},)
+    implicit_steps: ClassVar[tuple[dict[str, str], ...]] = ({"type": "meta", "label": "mail", "refuse": "problem"},)
     """Fails items the source could not take from their mail, with the reason in meta.problem."""
 
     def __init__(self, config: ImapSourceConfig, flow: FlowContext) -> None:
@@ -204,12 +205,12 @@ class ImapSource(Source[ImapSourceConfig]):
             with imap_errors(self.where, self.login.secrets):
                 return action(self._reader)
         except TransientError:
-            self._drop_reader()
+            self._drop_reader(broken=True)
             raise
 
-    def _drop_reader(self) -> None:
+    def _drop_reader(self, broken: bool = False) -> None:
         client, self._reader = self._reader, None
-        close_quietly(client)
+        close_quietly(client, broken)
 
     def _scan(self, client: IMAPClient) -> list[Candidate]:
         validity, uidnext = self._select(client, readonly=True)
@@ -434,7 +435,7 @@ class ImapSource(Source[ImapSourceConfig]):
             except FerrymanError as exc:
                 self.flow.log.error("%s: %s; trying again in %ss", self.flow.flow, describe(exc), int(delay))
                 with self._reader_lock:
-                    self._drop_reader()
+                    self._drop_reader(broken=True)
                 stop.wait(delay)
                 delay = min(delay * 2, 300.0)
 
@@ -453,10 +454,20 @@ class ImapSource(Source[ImapSourceConfig]):
         def idle(client: IMAPClient) -> None:
             deadline = time.monotonic() + min(self.config.idle_restart, self.config.poll_interval)
             client.idle()
+            poller = select.poll()
+            poller.register(client.socket().fileno(), select.POLLIN)
+            silent = 0
             while not stop.is_set() and time.monotonic() < deadline:
-                responses = client.idle_check(timeout=0.5)
+                if not poller.poll(500):
+                    continue
+                responses = client.idle_check(timeout=0)
                 if any(_news(r) for r in responses):
                     break
+                # imapclient's idle_check swallows EOF: a socket that keeps being readable
+                # without a single response is closed.
+                silent = 0 if responses else silent + 1
+                if silent >= 3:
+                    raise imaplib.IMAP4.abort("the server closed the connection during IDLE")
             client.idle_done()
         return idle
 
@@ -486,7 +497,7 @@ class ImapSource(Source[ImapSourceConfig]):
                 return
             except TransientError:
                 client, self._writer = self._writer, None
-                close_quietly(client)
+                close_quietly(client, broken=True)
                 if attempt == 2:
                     raise
 

@@ -109,8 +109,7 @@ class ImapLogin:
                 self._login(client, fresh)
                 return client
             except BaseException:
-                if client is not None:
-                    _close(client)
+                close_quietly(client, broken=True)
                 raise
 
     def _login(self, client: IMAPClient, fresh: bool) -> None:
@@ -151,15 +150,15 @@ class ImapLogin:
         return self._secrets
 
 
-def _close(client: IMAPClient) -> None:
-    try:
-        client.logout()
-    except Exception:
-        with suppress(Exception):
-            client.shutdown()
-
-
-def close_quietly(client: IMAPClient | None) -> None:
-    """Log out, or just drop the socket when the connection is already broken."""
-    if client is not None:
-        _close(client)
+def close_quietly(client: IMAPClient | None, broken: bool = False) -> None:
+    """Log out; when the connection is `broken`, just drop the socket (a LOGOUT would wait for the timeout)."""
+    if client is None:
+        return
+    if not broken:
+        try:
+            client.logout()
+            return
+        except Exception:
+            pass
+    with suppress(Exception):
+        client.shutdown()
