@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from imap_harness import MakeSource, admit, make_source  # noqa: F401 - fixture
 
 from ferryman.item import Candidate
 from ferryman.sources.imap import ImapSource
-from imap_harness import MakeSource, admit, make_source  # noqa: F401 - fixture
 from servers.dovecot import Dovecot, dovecot, fresh_dovecot, mail  # noqa: F401 - fixture
 from support import wait_for
 
