@@ -15,7 +15,7 @@ import pytest
 
 from ferryman.errors import JournalError
 from ferryman.item import Candidate, Item, State, StepRun
-from ferryman.journal.sql import migrations
+from ferryman.journal.migrations import migrations
 from journal.backends import Backend
 
 

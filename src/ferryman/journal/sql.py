@@ -19,13 +19,12 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from string import Template
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from ferryman.errors import JournalError
 from ferryman.item import Candidate, Item, State, StepRun
+from ferryman.journal.migrations import migrations
 
 T = TypeVar("T")
 
@@ -66,32 +65,6 @@ class Dialect:
     lock: str = ""
     """Row lock taken by the SELECTs of a claim or retry (``FOR UPDATE SKIP LOCKED`` where
     rows lock; SQLite's one writer needs none, and claims with a plain UPDATE … RETURNING)."""
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    script: str
-
-    def statements(self, dialect: Dialect) -> list[str]:
-        """The migration's statements with the dialect's types filled in (comments dropped)."""
-        text = Template(self.script).substitute(serial=dialect.serial, real=dialect.real)
-        lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
-        return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
-
-
-def migrations() -> list[Migration]:
-    """The numbered migrations shipped with ferryman (``migrations/NNNN_name.sql``), in order."""
-    found = []
-    for entry in resources.files("ferryman.journal").joinpath("migrations").iterdir():
-        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
-        if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda m: m.version)
-    if [m.version for m in found] != list(range(1, len(found) + 1)):
-        raise JournalError("journal migrations are not numbered 0001, 0002, … without gaps")
-    return found
 
 
 def redact(address: str) -> str:
@@ -199,7 +172,8 @@ class SqlJournal:
                 f"ferryman understands ({latest}); upgrade ferryman"
             )
         for migration in known[current:]:
-            for statement in migration.statements(self.dialect):
+            types = {"serial": self.dialect.serial, "real": self.dialect.real}
+            for statement in migration.statements(types):
                 cur.execute(statement)
             cur.execute(self.q("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)"),
                         (migration.version, time.time()))
