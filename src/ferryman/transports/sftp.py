@@ -2,11 +2,12 @@
 
 One `SftpTransport` is one SSH connection with one SFTP session, kept open
 by the `TransportPool` and reused for every file (a thousand small files
-cost a thousand requests, not a thousand logins).  Uploads are pipelined
-(writes are not acknowledged one by one) and downloads prefetched with a
-bounded number of requests in flight, so memory stays flat whatever the size.
+cost a thousand requests, not a thousand logins).  An upload takes two round
+trips whatever its size (OPEN; then WRITEs, FSTAT and CLOSE back to back)
+and downloads are prefetched, both with a bounded number of requests in
+flight, so memory stays flat.
 
-Every paramiko and socket exception is mapped in `sftp_errors`:
+Every paramiko and socket exception is mapped in `SftpTransport.errors`:
 login, host key, permission and missing-file problems are permanent;
 dropped connections, timeouts and server-side failures are transient (the
 pool then closes this transport and the next use reconnects).
@@ -17,28 +18,49 @@ from __future__ import annotations
 import base64
 import errno
 import hashlib
-import shutil
 import socket
 import stat as stat_mode
+import struct
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 import paramiko
+from paramiko.sftp import (
+    CMD_ATTRS,
+    CMD_CLOSE,
+    CMD_DATA,
+    CMD_FSTAT,
+    CMD_HANDLE,
+    CMD_OPEN,
+    CMD_READ,
+    CMD_WRITE,
+    SFTP_FLAG_CREATE,
+    SFTP_FLAG_READ,
+    SFTP_FLAG_TRUNC,
+    SFTP_FLAG_WRITE,
+    int64,
+)
+from paramiko.sftp_attr import SFTPAttributes
 
 from ferryman.connections import ConnectionConfig, SftpConnection
 from ferryman.errors import FerrymanError, PermanentError, TransientError
 from ferryman.secrets import mask
 from ferryman.transports.base import RemoteFile, Transport
 
-CHUNK = 1024 * 1024
-"""Bytes read from the local file per write call (paramiko splits them into 32 KiB requests)."""
+WRITE_SIZE = 32 * 1024
+"""Bytes per SFTP WRITE or READ request (the size every server accepts)."""
 
-WINDOW = 16 * 1024 * 1024
-"""SSH channel window: how many bytes may be in flight before the server acknowledges them."""
+IN_FLIGHT = 64
+"""WRITE (or READ) requests sent before waiting for the oldest answer (64 x 32 KiB = 2 MiB)."""
 
-PREFETCH_REQUESTS = 48
-"""Read requests in flight during a download (48 x 32 KiB, about 1.5 MiB, buffered at most)."""
+BATCH_BYTES = 256 * 1024
+"""Requests are gathered up to this many bytes before they are written to the channel."""
+
+_ATTRIBUTES: Any = SFTPAttributes
+_WRITE_FLAGS = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -57,11 +79,10 @@ class SftpTransport(Transport):
         self._ssh: paramiko.Transport | None = None
         self._known_dirs: set[str] = set()
         self._posix_rename = True
+        self._just_written: tuple[str, RemoteFile] | None = None
         with self.errors("cannot connect"):
             self._ssh = self._login()
-            sftp = paramiko.SFTPClient.from_transport(
-                self._ssh, window_size=WINDOW, max_packet_size=32768
-            )
+            sftp = paramiko.SFTPClient.from_transport(self._ssh)
             if sftp is None:
                 raise TransientError(f"{self.where}: the server did not open an SFTP session")
             self.sftp: paramiko.SFTPClient = sftp
@@ -72,6 +93,8 @@ class SftpTransport(Transport):
     def _login(self) -> paramiko.Transport:
         conn = self.conn
         sock = socket.create_connection((conn.host, conn.port), timeout=conn.timeout)
+        # Requests are pipelined: small packets must leave at once, not wait for the last ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         ssh = paramiko.Transport(sock)
         try:
             ssh.banner_timeout = conn.timeout
@@ -171,6 +194,7 @@ class SftpTransport(Transport):
     def errors(self, action: str, path: str = "") -> Iterator[None]:
         """Map paramiko and socket exceptions to `PermanentError` / `TransientError`."""
         what = f"{self.where}: {action}{' ' + path if path else ''}"
+        self._just_written = None
         try:
             yield
         except FerrymanError as exc:
@@ -193,8 +217,10 @@ class SftpTransport(Transport):
         except (ConnectionError, EOFError) as exc:
             raise TransientError(f"{what}: connection lost ({_reason(exc)})") from None
         except paramiko.SSHException as exc:
-            kind = PermanentError if self._alive() else TransientError
-            raise kind(f"{what}: {mask(_reason(exc), self._secrets)}") from None
+            reason = mask(_reason(exc), self._secrets)
+            if not self._alive() or "dropped" in reason or "closed" in reason.lower():
+                raise TransientError(f"{what}: connection lost ({reason})") from None
+            raise PermanentError(f"{what}: {reason}") from None
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 raise PermanentError(f"{what}: no such file or folder") from None
@@ -212,14 +238,101 @@ class SftpTransport(Transport):
     # -- moving bytes -------------------------------------------------------------------------
 
     def put(self, local: Path, path: str) -> None:
-        with self.errors("cannot upload to", path), open(local, "rb") as src, \
-                self.sftp.open(path, "wb") as dst:
-            dst.set_pipelined(True)
-            shutil.copyfileobj(src, dst, CHUNK)
+        """Write `local` to `path` in two round trips: OPEN, then the WRITEs, an FSTAT and the CLOSE
+        sent together (at most `IN_FLIGHT` writes unanswered), answers read in order.
+
+        The FSTAT is the server's own account of the size it holds after the last write; a `stat`
+        of `path` that comes right after (the ``deliver`` step's verification) is answered from it
+        instead of asking again.  Any other call forgets it.
+        """
+        # paramiko's own SFTPFile waits for every write's answer before it sends CLOSE, sends each
+        # request in its own SSH packet, and a stat after it is one more round trip: with a
+        # thousand small files those packets and waits are most of the time spent.
+        sftp: Any = self.sftp
+        with self.errors("cannot upload to", path), open(local, "rb") as src:
+            kind, msg = sftp._request(CMD_OPEN, path, _WRITE_FLAGS, SFTPAttributes())
+            if kind != CMD_HANDLE:
+                raise paramiko.SFTPError("expected a handle from OPEN")
+            handle = msg.get_binary()
+            batch = _Batch(sftp)
+            closed = False
+            try:
+                pending: deque[int] = deque()
+                offset = 0
+                while chunk := src.read(WRITE_SIZE):
+                    pending.append(batch.add(CMD_WRITE, handle, int64(offset), chunk))
+                    offset += len(chunk)
+                    if len(pending) > IN_FLIGHT:
+                        batch.send()
+                        sftp._read_response(pending.popleft())  # raises on an error status
+                fstat = batch.add(CMD_FSTAT, handle)
+                close = batch.add(CMD_CLOSE, handle)
+                batch.send()
+                closed = True
+                while pending:
+                    sftp._read_response(pending.popleft())
+                kind, msg = sftp._read_response(fstat)
+                if kind != CMD_ATTRS or msg is None:
+                    raise paramiko.SFTPError("expected attributes from FSTAT")
+                attrs = _ATTRIBUTES._from_msg(msg)
+                sftp._read_response(close)
+            except BaseException:
+                if not closed and self._alive():
+                    with suppress(Exception):
+                        batch.send()
+                        sftp._request(CMD_CLOSE, handle)
+                raise
+        self._just_written = (path, RemoteFile(path, attrs.st_size or 0, attrs.st_mtime))
 
     def get(self, path: str, local: Path) -> None:
+        """Stream `path` to `local` with `IN_FLIGHT` READs outstanding, answers read in order.
+
+        (paramiko's prefetch bounds the requests in flight but not the answers it keeps, so a
+        slow disk lets a whole file pile up in memory.)
+        """
+        sftp: Any = self.sftp
         with self.errors("cannot download", path), open(local, "wb") as dst:
-            self.sftp.getfo(path, dst, max_concurrent_prefetch_requests=PREFETCH_REQUESTS)
+            kind, msg = sftp._request(CMD_OPEN, path, SFTP_FLAG_READ, SFTPAttributes())
+            if kind != CMD_HANDLE:
+                raise paramiko.SFTPError("expected a handle from OPEN")
+            handle = msg.get_binary()
+            try:
+                self._read_into(sftp, handle, dst)
+            finally:
+                if self._alive():
+                    sftp._request(CMD_CLOSE, handle)
+
+    def _read_into(self, sftp: Any, handle: bytes, dst: BinaryIO) -> None:
+        batch = _Batch(sftp)
+        pending: deque[tuple[int, int, int]] = deque()  # request number, offset, length
+        next_offset = 0
+        at_end = False
+
+        def ask(offset: int, length: int) -> None:
+            pending.append((batch.add(CMD_READ, handle, int64(offset), length), offset, length))
+
+        for _ in range(IN_FLIGHT):
+            ask(next_offset, WRITE_SIZE)
+            next_offset += WRITE_SIZE
+        batch.send()
+        while pending:
+            number, offset, length = pending.popleft()
+            try:
+                kind, msg = sftp._read_response(number)
+            except EOFError:  # the server's "end of file" status, for this and every later read
+                at_end = True
+                continue
+            if kind != CMD_DATA or msg is None:
+                raise paramiko.SFTPError("expected data from READ")
+            data = msg.get_string()
+            dst.seek(offset)
+            dst.write(data)
+            if len(data) < length:  # a short read: ask again for the rest of that range
+                ask(offset + len(data), length - len(data))
+            elif not at_end:
+                ask(next_offset, WRITE_SIZE)
+                next_offset += WRITE_SIZE
+            batch.send()
 
     def rename(self, src: str, dst: str) -> None:
         with self.errors("cannot rename", f"{src} to {dst}"):
@@ -244,6 +357,10 @@ class SftpTransport(Transport):
                 return
 
     def stat(self, path: str) -> RemoteFile | None:
+        just_written = self._just_written
+        if just_written is not None and just_written[0] == path:
+            self._just_written = None
+            return just_written[1]
         with self.errors("cannot stat", path):
             try:
                 attrs = self.sftp.stat(path)
@@ -303,6 +420,44 @@ class SftpTransport(Transport):
         if self._ssh is not None:
             self._ssh.close()
             self._ssh = None
+
+
+class _Batch:
+    """SFTP requests gathered and sent with one write to the channel (one SSH packet when small)."""
+
+    def __init__(self, sftp: Any) -> None:
+        self.sftp = sftp
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, kind: int, *args: Any) -> int:
+        """Queue a request whose answer nobody else waits for; its request number is returned."""
+        sftp = self.sftp
+        msg = paramiko.Message()
+        with sftp._lock:
+            number: int = sftp.request_number
+            sftp.request_number += 1
+            sftp._expecting[number] = type(None)
+        msg.add_int(number)
+        for arg in args:
+            if isinstance(arg, int64):
+                msg.add_int64(arg)
+            elif isinstance(arg, int):
+                msg.add_int(arg)
+            else:
+                msg.add_string(arg)
+        payload = msg.asbytes()
+        self.parts.append(struct.pack(">IB", len(payload) + 1, kind) + payload)
+        self.size += len(self.parts[-1])
+        if self.size >= BATCH_BYTES:
+            self.send()
+        return number
+
+    def send(self) -> None:
+        if self.parts:
+            self.sftp._write_all(b"".join(self.parts))
+            self.parts.clear()
+            self.size = 0
 
 
 def _matches_pin(key: paramiko.PKey, pin: str) -> bool:
