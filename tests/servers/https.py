@@ -1,0 +1,161 @@
+"""A local HTTPS (and plain HTTP) file server with the misbehaviours downloads must survive.
+
+Paths:
+
+- ``/files/NAME`` — a file registered with `HttpsServer.add` (Content-Length set);
+  a name listed in `HttpsServer.failing` answers 503 instead, `HttpsServer.requests` counts hits;
+- ``/missing`` — 404; ``/error`` — 500;
+- ``/hang`` — accepts and never answers (until the server stops);
+- ``/redirect/N/NAME`` — N redirects, then ``/files/NAME``; ``/to?url=URL`` — one redirect to URL;
+- ``/huge?size=BYTES`` — a streamed body of that many bytes (default 5 GB, never held in memory);
+- ``/short`` — announces 1000 bytes, sends 10, closes;
+- ``/named?name=NAME`` — a small body with ``Content-Disposition: attachment; filename="NAME"``.
+
+Fixture: ``https_server`` (one per session).  ``url(path)`` is the HTTPS URL,
+``http_url(path)`` the plain-HTTP one; ``cert`` is the CA file to trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from support import make_cert
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        owner = self.server.owner
+        parts = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        path = parts.path
+        owner.requests[path] += 1
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            self._route(owner, path, query)
+
+    def _route(self, owner: HttpsServer, path: str, query: dict[str, str]) -> None:
+        if path.startswith("/files/"):
+            name = path.removeprefix("/files/")
+            if name in owner.failing:
+                return self._send(503, b"busy, try later")
+            if name not in owner.files:
+                return self._send(404, b"not found")
+            return self._send(200, owner.files[name])
+        if path == "/missing":
+            return self._send(404, b"not found")
+        if path == "/error":
+            return self._send(500, b"oops")
+        if path == "/hang":
+            owner.stopping.wait(60)
+            return None
+        if path.startswith("/redirect/"):
+            _, _, count, name = path.split("/", 3)
+            n = int(count)
+            target = f"/redirect/{n - 1}/{name}" if n > 1 else f"/files/{name}"
+            return self._send(302, b"", {"Location": target})
+        if path == "/to":
+            return self._send(302, b"", {"Location": query["url"]})
+        if path == "/huge":
+            return self._huge(int(query.get("size", 5 * 10**9)))
+        if path == "/short":
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"0123456789")
+            self.wfile.flush()
+            self.close_connection = True
+            return None
+        if path == "/named":
+            name = query.get("name", "x")
+            return self._send(200, b"named body", {"Content-Disposition": f'attachment; filename="{name}"'})
+        return self._send(404, b"no such route")
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _huge(self, size: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        block = b"x" * (1 << 16)
+        sent = 0
+        while sent < size and not self.server.owner.stopping.is_set():
+            chunk = block[: min(len(block), size - sent)]
+            self.wfile.write(chunk)
+            sent += len(chunk)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: HttpsServer
+
+
+class HttpsServer:
+    """Serves on two ports of 127.0.0.1: HTTPS (`port`) and plain HTTP (`http_port`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.cert, self.key = make_cert(folder)
+        self.files: dict[str, bytes] = {}
+        self.failing: set[str] = set()
+        self.requests: Counter[str] = Counter()
+        self.stopping = threading.Event()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        self._tls = _Server(("127.0.0.1", 0), _Handler)
+        self._tls.socket = context.wrap_socket(self._tls.socket, server_side=True)
+        self._plain = _Server(("127.0.0.1", 0), _Handler)
+        self._threads: list[threading.Thread] = []
+        for server in (self._tls, self._plain):
+            server.owner = self
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                      name="https-fixture", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.port = self._tls.server_address[1]
+        self.http_port = self._plain.server_address[1]
+
+    def add(self, name: str, data: bytes) -> str:
+        """Serve `data` at ``/files/NAME``; returns its HTTPS URL."""
+        self.files[name] = data
+        return self.url(f"/files/{name}")
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"https://{host}:{self.port}{path}"
+
+    def http_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    def close(self) -> None:
+        self.stopping.set()
+        for server in (self._tls, self._plain):
+            server.shutdown()
+            server.server_close()
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsServer]:
+    server = HttpsServer(tmp_path_factory.mktemp("https"))
+    yield server
+    server.close()
