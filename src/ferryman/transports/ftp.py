@@ -67,12 +67,30 @@ class _ImplicitTlsFTP(_TlsFTP):
         return self.welcome
 
 
+class _TlsSocket(ssl.SSLSocket):
+    """An SSL socket whose closing handshake tolerates a data connection that ended at once.
+
+    With TLS 1.3, an empty listing or file can end before the server's post-handshake
+    messages were read, and ``unwrap`` then fails with SHUTDOWN_WHILE_IN_INIT although every
+    byte arrived (the server's final reply still says whether the transfer succeeded).
+    """
+
+    def unwrap(self) -> socket.socket:
+        try:
+            return super().unwrap()
+        except ssl.SSLError as exc:
+            if exc.reason != "SHUTDOWN_WHILE_IN_INIT":
+                raise
+            return self
+
+
 def tls_context(conn: FtpConnection) -> ssl.SSLContext:
     """The TLS settings of `conn`: the system's CAs or `ca_file`, verification unless turned off."""
     try:
         context = ssl.create_default_context(cafile=conn.ca_file)
     except (OSError, ssl.SSLError) as exc:
         raise PermanentError(f"cannot load ca_file {conn.ca_file}: {exc}") from None
+    context.sslsocket_class = _TlsSocket
     if not conn.verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
