@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 import types
 import typing
@@ -329,7 +330,8 @@ def _reference_problems(config: Config) -> Iterator[str]:
         parts += [(f"flows.{name}.steps[{i}]", step) for i, step in enumerate(flow.steps)]
         for where, part in parts:
             for key, value in part:
-                if isinstance(value, str) and "://" in value and "{" not in value.split("://")[0]:
+                # Only values that start like a URL (a regex such as 'https?://…' is not a location).
+                if isinstance(value, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
                     try:
                         location = parse_location(value)
                     except ValueError as exc:
