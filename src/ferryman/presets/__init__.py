@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ferryman.presets.folder import render_folder
+from ferryman.presets.itrp import render_itrp
 
 PRESETS: dict[str, Callable[..., str]] = {
     "folder": render_folder,
+    "itrp": render_itrp,
 }
 """Every template of ``ferryman init``, by name."""
