@@ -8,7 +8,8 @@ TLS (TLS from the first byte) or plain FTP.  Users:
 * ``reader`` / ``secret`` — may only list and read (writes get a real ``550``);
 * ``full`` / ``secret`` — every upload is answered ``552`` (quota exceeded);
 * ``busy`` / ``secret`` — every upload is answered ``452`` (disk full for now);
-* ``windows`` / ``secret`` — like IIS: no MLSD, and RNTO onto an existing file is refused.
+* ``windows`` / ``secret`` — like IIS: no MLSD, and RNTO onto an existing file is refused;
+* ``nolist`` / ``secret`` — may log in but not even list (``550``).
 
 It can drop live sessions, stop, and start again on the same port.
 
@@ -43,9 +44,10 @@ Mode = Literal["explicit", "implicit", False]
 
 
 class _Behaviour:
-    """What all test handlers share: the disk-full users."""
+    """What all test handlers share: the disk-full users, a short delay after a failed login."""
 
     username: str
+    auth_failed_timeout = 0.1
 
     def ftp_STOR(self, file: str, mode: str = "w") -> Any:
         if self.username == "full":
@@ -105,6 +107,7 @@ class FtpServer:
         authorizer.add_user("full", PASSWORD, str(self.root), perm="elradfmwMT")
         authorizer.add_user("busy", PASSWORD, str(self.root), perm="elradfmwMT")
         authorizer.add_user("windows", PASSWORD, str(self.root), perm="elradfmwMT")
+        authorizer.add_user("nolist", PASSWORD, str(self.root), perm="e")
         self.handler = _handler(tls, authorizer, self.cert, key)
         self.port = free_port()
         self.server: Any = None
