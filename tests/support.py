@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,9 +78,30 @@ def ferryman(*args: str, cwd: Path | None = None, env: dict[str, str] | None = N
     return done
 
 
+class FerrymanProcess(subprocess.Popen[str]):
+    """A background `ferryman` whose output goes to temporary files, not pipes: a daemon that logs
+    a lot must never block on a full pipe that the test reads only at the end."""
+
+    def __init__(self, argv: list[str], cwd: Path | None, env: dict[str, str]) -> None:
+        self._out = tempfile.TemporaryFile("w+", encoding="utf-8")
+        self._err = tempfile.TemporaryFile("w+", encoding="utf-8")
+        super().__init__(argv, cwd=cwd, env=env, text=True, stdout=self._out, stderr=self._err)
+
+    def output(self) -> tuple[str, str]:
+        """What the process printed so far: (stdout, stderr)."""
+        texts = []
+        for f in (self._out, self._err):
+            f.flush()
+            f.seek(0)
+            texts.append(f.read())
+        return texts[0], texts[1]
+
+    def communicate(self, input: str | None = None, timeout: float | None = None) -> tuple[str, str]:  # noqa: A002
+        self.wait(timeout)
+        return self.output()
+
+
 def start_ferryman(*args: str, cwd: Path | None = None,
-                   env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """Start `ferryman` (usually `run`, the daemon) in the background."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.Popen([*FERRYMAN, *args], cwd=cwd, env=full_env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                   env: dict[str, str] | None = None) -> FerrymanProcess:
+    """Start `ferryman` (usually `run`, the daemon) in the background; `communicate()` gives its output."""
+    return FerrymanProcess([*FERRYMAN, *args], cwd, {**os.environ, **(env or {})})

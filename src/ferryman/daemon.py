@@ -9,6 +9,7 @@ root and journal.
 
 from __future__ import annotations
 
+import faulthandler
 import fcntl
 import logging
 import os
@@ -245,6 +246,7 @@ class Daemon:
             log.info("SIGHUP received: reloading the configuration")
             self.reload.set()
 
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID` dumps every thread's stack
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import ferryman, start_ferryman, wait_for
+from support import FerrymanProcess, ferryman, start_ferryman, wait_for
 
 
 def write_config(folder: Path, extra_flow: str = "", extra: str = "", *, after: str = '"keep"',
@@ -44,7 +44,7 @@ if_exists = "rename"
     return config
 
 
-def stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[str, str]:
+def stop(process: FerrymanProcess, sig: int = signal.SIGTERM) -> tuple[str, str]:
     process.send_signal(sig)
     out, err = process.communicate(timeout=30)
     return out, err
@@ -204,7 +204,7 @@ def test_sighup_reloads_and_exit_when_idle(tmp_path: Path) -> None:
     finally:
         if daemon.poll() is None:
             stop(daemon)
-    err = daemon.stderr.read() if daemon.stderr else ""
+    _, err = daemon.communicate()
     assert daemon.returncode == 0
     assert "configuration reloaded" in err and "--exit-when-idle" in err
 
