@@ -8,6 +8,7 @@ Paths:
 - ``/hang`` — accepts and never answers (until the server stops);
 - ``/redirect/N/NAME`` — N redirects, then ``/files/NAME``; ``/to?url=URL`` — one redirect to URL;
 - ``/huge?size=BYTES`` — a streamed body of that many bytes (default 5 GB, never held in memory);
+- ``/slow/NAME`` — half of a registered file, a pause of `HttpsServer.pause` seconds, the rest;
 - ``/short`` — announces 1000 bytes, sends 10, closes;
 - ``/named?name=NAME`` — a small body with ``Content-Disposition: attachment; filename="NAME"``.
 
@@ -54,6 +55,8 @@ class _Handler(BaseHTTPRequestHandler):
             if name not in owner.files:
                 return self._send(404, b"not found")
             return self._send(200, owner.files[name])
+        if path.startswith("/slow/"):
+            return self._slow(owner, path.removeprefix("/slow/"))
         if path == "/missing":
             return self._send(404, b"not found")
         if path == "/error":
@@ -91,6 +94,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _slow(self, owner: HttpsServer, name: str) -> None:
+        """Half the file, a pause of `owner.pause` seconds, then the rest."""
+        data = owner.files.get(name, b"")
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        owner.stopping.wait(owner.pause)
+        self.wfile.write(data[len(data) // 2:])
+
     def _huge(self, size: int) -> None:
         self.send_response(200)
         self.send_header("Content-Length", str(size))
@@ -118,6 +132,8 @@ class HttpsServer:
         self.cert, self.key = make_cert(folder)
         self.files: dict[str, bytes] = {}
         self.failing: set[str] = set()
+        self.pause = 0.0
+        """Seconds ``/slow/NAME`` pauses in the middle of the body."""
         self.requests: Counter[str] = Counter()
         self.stopping = threading.Event()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
