@@ -108,6 +108,8 @@ class Daemon:
         """Run; returns the exit code (0 ok, 1 some item failed in `once` mode)."""
         root = self.loaded.root
         root.mkdir(parents=True, exist_ok=True)
+        if not self.once:
+            self._install_signals()  # before the pid file exists: a signal sent then is handled
         with pid_lock(root):
             journal = open_journal(self.loaded.config.ferryman.journal, root)
             try:
@@ -133,7 +135,6 @@ class Daemon:
         try:
             if self.once:
                 return self._once(engine)
-            self._install_signals()
             log.info("ferryman %d started: %s", os.getpid(), ", ".join(engine.flows) or "no flows")
             while True:
                 self._start_sources(engine)
