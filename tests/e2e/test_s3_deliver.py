@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import signal
 import time
 from pathlib import Path
+
+import pytest
 
 from servers import seaweedfs as weed
 from servers import smtp as smtp_servers
 from servers.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedServer
 from servers.smtp import PASSWORD, SmtpServer
-from support import ferryman
+from support import ferryman, start_ferryman, wait_for
 
 seaweedfs = weed.seaweedfs
 s3_bucket = weed.s3_bucket
@@ -105,3 +109,74 @@ def test_wrong_s3_keys_fail_the_item_and_keep_the_file(
     assert "not-the-secret" not in done.stdout + done.stderr
     shown = ferryman("history", "--json", "-c", str(config))
     assert "access denied (HTTP 403: wrong access key or secret key" in shown.stdout
+
+
+def test_a_store_that_goes_down_mid_transfer_gets_every_file_exactly_once(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    store = SeaweedServer(tmp_path_factory.mktemp("seaweed-restart"))
+    store.start()
+    daemon = None
+    try:
+        store.client().create_bucket(Bucket="restart")
+        (tmp_path / "in").mkdir()
+        config = tmp_path / "ferryman.toml"
+        config.write_text(f"""
+[ferryman]
+root = "state"
+grace = "5s"
+
+[connections.store]
+type = "s3"
+endpoint = "{store.endpoint}"
+access_key = {{ env = "S3_ACCESS" }}
+secret_key = {{ env = "S3_SECRET" }}
+path_style = true
+timeout = "5s"
+
+[flows.up]
+retry = {{ attempts = 30, delay = "300ms", backoff = 1.5, max_delay = "2s" }}
+
+[flows.up.source]
+type = "folder"
+path = "in"
+after = "delete"
+settle = "100ms"
+
+[[flows.up.steps]]
+type = "deliver"
+to = "s3://store/restart/up"
+""")
+        files = {f"f{n}.bin": os.urandom(24 * MiB + n) for n in range(3)}
+        daemon = start_ferryman("run", "-c", str(config), env=ENV)
+        wait_for(lambda: (tmp_path / "state" / "ferryman.pid").exists())
+        for name, data in files.items():
+            (tmp_path / "in" / (name + ".part")).write_bytes(data)
+            (tmp_path / "in" / (name + ".part")).rename(tmp_path / "in" / name)
+        client = store.client()
+
+        def uploading() -> bool:
+            started = client.list_multipart_uploads(Bucket="restart").get("Uploads", [])
+            listed = client.list_objects_v2(Bucket="restart").get("Contents", [])
+            return bool(started or listed)
+
+        wait_for(uploading, timeout=30, interval=0.01)
+        store.stop()  # the store goes away in the middle of the uploads
+        time.sleep(1.5)
+        store.start()
+        client = store.client()
+        wait_for(lambda: not list((tmp_path / "in").iterdir()), timeout=90, interval=0.2)
+        listed = client.list_objects_v2(Bucket="restart")["Contents"]
+        assert sorted(o["Key"] for o in listed) == [f"up/{name}" for name in sorted(files)]
+        for name, data in files.items():
+            body = client.get_object(Bucket="restart", Key=f"up/{name}")["Body"].read()
+            assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest(), name
+        history = json.loads(ferryman("history", "--json", "-c", str(config), check=True).stdout)
+        assert sorted(h["state"] for h in history) == ["done"] * 3
+        failed_runs = [run for h in history for run in h["steps"] if run["outcome"] == "failed"]
+        assert failed_runs, "the outage should have cost at least one attempt"
+        assert all("could not connect to " + store.endpoint in run["error"] for run in failed_runs)
+    finally:
+        if daemon is not None:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.communicate(timeout=30)
+        store.stop()

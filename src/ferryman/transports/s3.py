@@ -27,6 +27,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
+from urllib.parse import urlsplit
 
 from ferryman.connections import S3Connection
 from ferryman.errors import PermanentError, TransientError
@@ -90,6 +91,11 @@ def s3_errors(action: str, where: str, secrets: tuple[str, ...] = ()) -> Iterato
         ) from None
     except (bex.NoCredentialsError, bex.PartialCredentialsError) as exc:
         raise PermanentError(f"s3: cannot {action} {where}: {exc} (set access_key and secret_key)") from None
+    except bex.EndpointConnectionError as exc:
+        url = urlsplit(str(exc.kwargs.get("endpoint_url", "")))
+        raise TransientError(
+            f"s3: cannot {action} {where}: could not connect to {url.scheme}://{url.netloc}"
+        ) from None
     except (bex.ConnectionError, bex.HTTPClientError, bex.IncompleteReadError) as exc:
         raise TransientError(f"s3: cannot {action} {where}: {_reason(exc)}") from None
     except bex.ParamValidationError as exc:
