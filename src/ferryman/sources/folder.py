@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from watchdog.events import (
+    DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
     FileClosedEvent,
@@ -223,6 +224,9 @@ class FolderSource(Source[FolderSourceConfig]):
         self._writing: set[str] = set()  # created (by an event) and not closed yet
         self._marker: int | None = None  # existing = "ignore": files last changed before are left alone
         self._warned: set[str] = set()
+        self._observer: BaseObserver | None = None
+        self.watching = threading.Event()
+        """Set while inotify watches every watched folder that exists (watch = "auto")."""
 
     # ---- the Source interface ----------------------------------------------------------
 
@@ -261,8 +265,13 @@ class FolderSource(Source[FolderSourceConfig]):
                     next_health = now + _HEALTH_EVERY
                     present = self._present_roots()
                     if observer is None or not _healthy(observer, watched, present):
-                        observer = self._restart(observer, handler, events, present)
+                        observer = self._observer = self._restart(observer, handler, events, present)
+                        self._writing.clear()  # close events may have been lost: judge by settle
                         watched = present if observer is not None else {}
+                        if observer is not None and len(present) == len(self.roots):
+                            self.watching.set()
+                        else:
+                            self.watching.clear()
                         next_scan = now  # events were not seen meanwhile: look at everything
                 if now >= next_scan:
                     self._emit(emit, self._full_scan())
@@ -276,7 +285,8 @@ class FolderSource(Source[FolderSourceConfig]):
                         next_health = next_scan = 0.0
                         if observer is not None:
                             _stop(observer)
-                            observer = None
+                            observer = self._observer = None
+                            self.watching.clear()
                     else:
                         self._on_event(event, ready)
                 now = time.monotonic()
@@ -284,8 +294,10 @@ class FolderSource(Source[FolderSourceConfig]):
                     self._recheck(path, ready)
                 self._emit(emit, ready)
         finally:
+            self.watching.clear()
             if observer is not None:
                 _stop(observer)
+            self._observer = None
 
     def finalize(self, item: Item, outcome: Outcome) -> None:
         """Keep, delete or move the original (and its done file); errors are logged, never raised."""
@@ -533,6 +545,11 @@ class FolderSource(Source[FolderSourceConfig]):
                     self._touched(path, Trigger.CLOSED, ready)
         elif isinstance(event, FileDeletedEvent | DirDeletedEvent):
             self._gone(src, ready)
+        elif isinstance(event, DirCreatedEvent) and self.config.recursive:
+            # Files written before inotify watched the new folder send no close event:
+            # treat them as found by a scan (ready once settled).
+            for path, _ in self._walk(src):
+                self._touched(path, Trigger.SCAN, ready)
 
     def _touched(self, path: str, trigger: Trigger, ready: list[Candidate]) -> None:
         located = self._locate(path)
@@ -546,7 +563,7 @@ class FolderSource(Source[FolderSourceConfig]):
         if mode == "lock" and path.endswith(self.config.lock_suffix):
             return  # a lock appeared: its file waits
         if trigger is Trigger.CREATED:
-            if mode == "auto":
+            if mode == "auto" and path not in self._seen:
                 self._writing.add(path)
             if mode != "stable":
                 return  # wait for close, rename, lock removal or done file
@@ -712,7 +729,8 @@ def _unlink(path: str) -> None:
 # ---- watchdog glue -----------------------------------------------------------------------
 
 _EVENTS: list[type[FileSystemEvent]] = [
-    FileCreatedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent, DirDeletedEvent, DirMovedEvent,
+    FileCreatedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
+    DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
 ]
 """Only what readiness needs: no open/modify events (a big write would flood the queue)."""
 
