@@ -133,3 +133,9 @@ def test_errors_keep_their_type(run_step: RunStep, module: str, data: Path) -> N
 def test_permanent_errors(run_step: RunStep, module: str, data: Path, call: str, message: str) -> None:
     with pytest.raises(PermanentError, match=message):
         run_step({"type": "python", "call": call, "pythonpath": [module]}, [data])
+
+
+@pytest.mark.parametrize("call", ["ferry_actions_t:bad_return", "ferry_actions_t:ghost"])
+def test_result_ignore_keeps_the_file(run_step: RunStep, module: str, data: Path, call: str) -> None:
+    result = run_step({"type": "python", "call": call, "pythonpath": [module], "result": "ignore"}, [data])
+    assert result.files is None

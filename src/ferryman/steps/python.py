@@ -10,7 +10,8 @@ when rattail is installed, else `ferryman.compat.rattail_config.FileConfig`).
 
 What the call returns decides the item's files: a path (``str`` or
 ``Path``, absolute or relative to the work folder) or a list of paths
-replaces that file; ``None`` keeps it.  A returned path must exist.
+replaces that file; ``None`` keeps it.  A returned path must exist.  With
+``result = "ignore"`` the return value is ignored (Rattail's actions).
 
 Exceptions: `TransientError` and `PermanentError` decide retrying as
 everywhere; any other exception propagates unchanged, so the flow's retry
@@ -53,6 +54,10 @@ class PythonConfig(StepConfig):
         default_factory=list, description="Folders added to sys.path first (relative to the config file)."
     )
     include: list[str] | None = Field(None, description="Only files whose names match these globs (default: all).")
+    result: Literal["files", "ignore"] = Field(
+        "files", description="What the call returns: 'files' (a path or list of paths replaces the file, None "
+        "keeps it) or 'ignore' (any return value is ignored, as the Rattail File Monitor did)."
+    )
 
     @field_validator("call")
     @classmethod
@@ -79,7 +84,7 @@ class PythonStep(Step[PythonConfig]):
                 files.append(path)
                 continue
             returned = target(str(path.absolute()), *self.config.args, **self.config.kwargs)
-            produced = self._paths(returned, ctx.work_dir)
+            produced = self._paths(returned, ctx.work_dir) if self.config.result == "files" else None
             if produced is None:
                 files.append(path)
             else:
