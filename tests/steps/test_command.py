@@ -75,6 +75,11 @@ def test_retry_on_exit_is_transient(run_step: RunStep, csv_file: Path) -> None:
         run_step({"type": "command", "retry_on_exit": [75], "command": ["sh", "-c", "exit 75"]}, [csv_file])
 
 
+def test_retry_on_exit_any(run_step: RunStep, csv_file: Path) -> None:
+    with pytest.raises(TransientError, match="exited with 3"):
+        run_step({"type": "command", "retry_on_exit": "any", "command": ["sh", "-c", "exit 3"]}, [csv_file])
+
+
 def test_env_secret_reaches_the_program_but_not_the_message(run_step: RunStep, csv_file: Path) -> None:
     os.environ["FERRYMAN_TEST_TOKEN"] = "tok-123456"
     try:

@@ -57,8 +57,9 @@ class CommandConfig(StepConfig):
     collect: bool = Field(
         False, description="The files the command leaves in the work folder become the item's files."
     )
-    retry_on_exit: list[int] = Field(
-        default_factory=list, description="Exit codes that mean 'try again later' (retried); others fail the item."
+    retry_on_exit: list[int] | Literal["any"] = Field(
+        default_factory=list, description="Exit codes that mean 'try again later' (retried); others fail the item. "
+        "'any': every failed run is retried (Rattail File Monitor commands)."
     )
 
     @model_validator(mode="after")
@@ -176,7 +177,7 @@ class CommandStep(Step[CommandConfig]):
                 tail = mask(_tail(err), secrets)
                 reason = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
                 message = f"{what} {reason}" + (f": {tail}" if tail else "")
-                if code in self.config.retry_on_exit:
+                if self.config.retry_on_exit == "any" or code in self.config.retry_on_exit:
                     raise TransientError(message)
                 raise PermanentError(message)
 
