@@ -95,7 +95,8 @@ class Engine:
     def _build(self, loaded: LoadedConfig, name: str, config: FlowConfig) -> Flow:
         context = FlowContext(flow=name, root=self.root, config_dir=loaded.base_dir,
                               connections=loaded.config.connections, transports=self.transports,
-                              journal=self.journal, log=logging.getLogger(f"ferryman.flow.{name}"))
+                              journal=self.journal, log=logging.getLogger(f"ferryman.flow.{name}"),
+                              config_file=loaded.path)
         source = SOURCES[config.source.type](config.source, context)
         implicit = [STEPS[raw["type"]].Config.model_validate(raw)
                     for raw in getattr(source, "implicit_steps", ())]
