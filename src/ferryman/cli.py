@@ -149,7 +149,7 @@ def run(config_path: str | None, once: bool, flows: tuple[str, ...], exit_when_i
         except ValueError as exc:
             fail(f"--exit-when-idle: {exc}")
     logs.setup(loaded.config.ferryman.log, loaded.root, verbose=int(verbose), quiet=quiet)
-    progress = Progress() if once else None
+    progress = Progress() if once and not quiet else None
     daemon = Daemon(loaded, only=flows, once=once, exit_when_idle=idle,
                     progress=progress.update if progress else None)
     try:

@@ -209,9 +209,8 @@ class Engine:
         for index in range(item.step, len(flow.steps)):
             step = flow.steps[index]
             attempt_dir = work / f"{index:02d}-{step.config.type}-{item.attempts}"
-            if attempt_dir.exists():
+            if item.attempts > 1 and attempt_dir.exists():  # left by a crash: start it afresh
                 shutil.rmtree(attempt_dir, ignore_errors=True)
-            attempt_dir.mkdir(parents=True, exist_ok=True)
             timeout = step.config.timeout or flow.config.timeout
             ctx = StepContext(flow=flow.context, item=item, index=index, work_dir=attempt_dir,
                               attempt=max(1, item.attempts),
@@ -235,7 +234,8 @@ class Engine:
         item.state, item.error, item.next_attempt_at = State.DONE, None, None
         self.journal.finish(item)  # durable before the original is disposed of
         self._finalize(flow, item, Outcome(True))
-        shutil.rmtree(work, ignore_errors=True)
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
         self.hub.succeeded(flow.name)
         self._finished(flow, item)
 

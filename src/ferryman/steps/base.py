@@ -33,23 +33,30 @@ class StepConfig(Model):
         return self.label or self.type
 
 
-@dataclass
 class StepContext:
     """One attempt of one step on one item.
 
     `work_dir` is a fresh, empty folder for this attempt's output inside the
-    item's work folder; files the step writes there may become the item's
-    files.  Steps never modify the files the item carries in place.
+    item's work folder (created on first use: a step that only delivers never
+    makes one); files the step writes there may become the item's files.
+    Steps never modify the files the item carries in place.  `attempt` is 1 on
+    the step's first attempt for this item and more after failures or a crash.
     """
 
-    flow: FlowContext
-    item: Item
-    index: int
-    work_dir: Path
-    attempt: int = 1
-    """1 on the step's first attempt for this item; more after failures or a crash."""
-    deadline: float | None = None
-    now: datetime = field(default_factory=datetime.now)
+    def __init__(self, flow: FlowContext, item: Item, index: int, work_dir: Path, attempt: int = 1,
+                 deadline: float | None = None, now: datetime | None = None) -> None:
+        self.flow = flow
+        self.item = item
+        self.index = index
+        self.work_path = work_dir
+        self.attempt = attempt
+        self.deadline = deadline
+        self.now = now or datetime.now()
+
+    @property
+    def work_dir(self) -> Path:
+        self.work_path.mkdir(parents=True, exist_ok=True)
+        return self.work_path
 
     def values(self, path: Path | str | None = None, **extra: Any) -> dict[str, Any]:
         """Template variables for one of the item's files (or for the item when `path` is None).

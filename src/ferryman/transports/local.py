@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,13 +35,42 @@ def os_errors(action: str) -> Iterator[None]:
         raise PermanentError(message) from exc
 
 
+class _FolderSync:
+    """fsync of folders, shared: one fsync covers every change made in the folder before it began.
+
+    Many workers renaming into the same folder would each fsync it; instead a
+    worker takes a ticket after its rename and waits for a fsync that began
+    after that ticket — its own, or one already running for someone else
+    (group commit, as the journal does for its rows).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tickets = itertools.count(1)
+        self._folders: dict[str, tuple[threading.Lock, list[int]]] = {}
+
+    def sync(self, path: Path) -> None:
+        ticket = next(self._tickets)
+        with self._lock:
+            folder_lock, covered = self._folders.setdefault(str(path), (threading.Lock(), [0]))
+        with folder_lock:
+            if covered[0] > ticket:
+                return  # a fsync that began after our change has completed
+            began = next(self._tickets)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            covered[0] = max(covered[0], began)
+
+
+_FOLDER_SYNC = _FolderSync()
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename or a new entry in folder `path` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _FOLDER_SYNC.sync(path)
 
 
 class LocalTransport(Transport):

@@ -1,0 +1,238 @@
+"""Core benchmark: folder → folder latency, many small files, one big file — each beside a baseline
+measured in the same run (the machine is shared and noisy: compare ratios, not seconds).
+
+    .venv/bin/python bench/bench_core.py          # full sizes (10,000 files, 1 GiB)
+    BENCH_SMALL=1 .venv/bin/python bench/bench_core.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+SMALL = bool(os.environ.get("BENCH_SMALL"))
+N_FILES = 1000 if SMALL else 10_000
+BIG = (64 if SMALL else 1024) * 1024 * 1024
+LATENCY_SAMPLES = 50 if SMALL else 200
+FERRYMAN = [sys.executable, "-m", "ferryman"]
+
+
+def config(folder: Path, *, workers: int = 4) -> Path:
+    path = folder / "ferryman.toml"
+    path.write_text(f"""
+[ferryman]
+root = "state"
+workers = {workers}
+
+[flows.bench]
+[flows.bench.source]
+type = "folder"
+path = "in"
+settle = "50ms"
+
+[[flows.bench.steps]]
+type = "deliver"
+to = "out"
+""")
+    (folder / "in").mkdir()
+    return path
+
+
+def run_measured(argv: list[str], cwd: Path | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of a command."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{argv} failed: {process.stderr.read().decode()[-2000:] if process.stderr else ''}")
+    return elapsed, usage.ru_maxrss
+
+
+class Arrivals(FileSystemEventHandler):
+    """Time (perf_counter) at which each file name appeared by rename in the watched folder."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+        self.cond = threading.Condition()
+
+    def on_moved(self, event: FileSystemEvent) -> None:
+        self._hit(str(event.dest_path))
+
+    def on_closed(self, event: FileSystemEvent) -> None:
+        self._hit(str(event.src_path))
+
+    def _hit(self, path: str) -> None:
+        with self.cond:
+            self.seen.setdefault(os.path.basename(path), time.perf_counter())
+            self.cond.notify_all()
+
+    def wait(self, name: str, timeout: float = 10) -> float:
+        with self.cond:
+            self.cond.wait_for(lambda: name in self.seen, timeout)
+            return self.seen[name]
+
+
+def latencies(inbox: Path, out: Path, samples: int) -> list[float]:
+    arrivals = Arrivals()
+    observer = Observer()
+    observer.schedule(arrivals, str(out))
+    observer.start()
+    try:
+        result = []
+        payload = os.urandom(4096)
+        for n in range(samples):
+            name = f"lat-{n}.csv"
+            with open(inbox / name, "wb") as f:
+                f.write(payload)
+            closed = time.perf_counter()
+            result.append((arrivals.wait(name) - closed) * 1000)
+            time.sleep(0.01)
+        return result
+    finally:
+        observer.stop()
+        observer.join()
+
+
+def bench_latency(work: Path) -> list[tuple[str, str, str, str]]:
+    # Baseline: the same inotify events, handled by a bare watchdog handler that copies and renames.
+    base = work / "lat-base"
+    (base / "in").mkdir(parents=True)
+    (base / "out").mkdir()
+
+    class Copier(FileSystemEventHandler):
+        def on_closed(self, event: FileSystemEvent) -> None:
+            src = Path(str(event.src_path))
+            tmp = base / "out" / (src.name + ".tmp")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, base / "out" / src.name)
+
+    observer = Observer()
+    observer.schedule(Copier(), str(base / "in"))
+    observer.start()
+    try:
+        raw = latencies(base / "in", base / "out", LATENCY_SAMPLES)
+    finally:
+        observer.stop()
+        observer.join()
+    folder = work / "lat-ferryman"
+    folder.mkdir()
+    cfg = config(folder, workers=2)
+    daemon = subprocess.Popen([*FERRYMAN, "run", "-q", "-c", str(cfg)], cwd=folder,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while not (folder / "state" / "journal.db").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        (folder / "out").mkdir(exist_ok=True)
+        ours = latencies(folder / "in", folder / "out", LATENCY_SAMPLES)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+
+    def pct(values: list[float], q: float) -> float:
+        return statistics.quantiles(values, n=100)[int(q) - 1]
+
+    return [
+        ("close → delivered, p50", f"{pct(ours, 50):.2f} ms", f"{pct(raw, 50):.2f} ms", "≤ 10 ms"),
+        ("close → delivered, p99", f"{pct(ours, 99):.2f} ms", f"{pct(raw, 99):.2f} ms", "≤ 50 ms"),
+    ]
+
+
+def baseline_loop(src: Path, dst: Path, db: Path) -> None:
+    """Copy, fsync, rename and commit one SQLite row per file: the careful hand-written script."""
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS done (name TEXT PRIMARY KEY, size INTEGER)")
+    dst.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(os.scandir(src), key=lambda e: e.name):
+        tmp = dst / (entry.name + ".tmp")
+        with open(entry.path, "rb") as fin, open(tmp, "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.replace(tmp, dst / entry.name)
+        conn.execute("INSERT INTO done VALUES (?, ?)", (entry.name, entry.stat().st_size))
+        conn.commit()
+    conn.close()
+
+
+def bench_many(work: Path) -> list[tuple[str, str, str, str]]:
+    seed = work / "seed"
+    seed.mkdir()
+    for n in range(N_FILES):
+        (seed / f"f{n:05d}.csv").write_bytes(os.urandom(4096))
+    subprocess.run(["sync"], check=False)
+    start = time.perf_counter()
+    subprocess.run(["cp", "-r", str(seed), str(work / "cp-copy")], check=True)
+    cp_s = time.perf_counter() - start
+    start = time.perf_counter()
+    baseline_loop(seed, work / "loop-out", work / "loop.db")
+    loop_s = time.perf_counter() - start
+    folder = work / "many"
+    folder.mkdir()
+    cfg = config(folder)
+    (folder / "in").rmdir()
+    shutil.copytree(seed, folder / "in")
+    ours_s, _ = run_measured([*FERRYMAN, "run", "--once", "-q", "-c", str(cfg)], cwd=folder)
+    assert len(os.listdir(folder / "out")) == N_FILES
+    return [
+        (f"{N_FILES:,} × 4 KB, files/s (durable journal)", f"{N_FILES / ours_s:,.0f}",
+         f"{N_FILES / loop_s:,.0f} (copy+fsync+rename+commit loop)",
+         f"{(N_FILES / ours_s) / (N_FILES / loop_s):.2f}× loop (≥ 1.0); {cp_s / ours_s:.2f}× cp -r "
+         f"({N_FILES / cp_s:,.0f}/s, no fsync)"),
+    ]
+
+
+def bench_big(work: Path) -> list[tuple[str, str, str, str]]:
+    folder = work / "big"
+    folder.mkdir()
+    cfg = config(folder)
+    src = folder / "in" / "big.bin"
+    with open(src, "wb") as f:
+        block = os.urandom(1024 * 1024)
+        for _ in range(BIG // len(block)):
+            f.write(block)
+    subprocess.run(["sync"], check=False)
+    cp_s, _ = run_measured(["cp", str(src), str(work / "cp-big.bin")])
+    sync_start = time.perf_counter()
+    subprocess.run(["sync", str(work / "cp-big.bin")], check=False)
+    cp_sync_s = cp_s + (time.perf_counter() - sync_start)
+    os.unlink(work / "cp-big.bin")
+    ours_s, rss = run_measured([*FERRYMAN, "run", "--once", "-q", "-c", str(cfg)], cwd=folder)
+    assert (folder / "out" / "big.bin").stat().st_size == BIG
+    mb = BIG / 1e6
+    return [
+        (f"one {BIG >> 20} MiB file, MB/s", f"{mb / ours_s:,.0f} (fsynced)",
+         f"cp {mb / cp_s:,.0f}; cp + sync {mb / cp_sync_s:,.0f}",
+         f"{cp_s / ours_s:.2f}× cp, {cp_sync_s / ours_s:.2f}× cp+sync (≥ 0.9)"),
+        (f"one {BIG >> 20} MiB file, peak memory", f"{rss / 1024:.0f} MB", "-", "≤ 100 MB"),
+    ]
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="ferryman-bench-", dir=os.environ.get("BENCH_DIR")) as tmp:
+        work = Path(tmp)
+        rows = bench_latency(work) + bench_many(work) + bench_big(work)
+    print("\n| measure | ferryman | baseline (same run) | ratio / goal |")
+    print("| --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
