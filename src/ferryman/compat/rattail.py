@@ -436,11 +436,13 @@ def _step(action: Action) -> dict[str, Any]:
     step: dict[str, Any]
     if action.kind == "cmd":
         shell, command = _command(action.spec, action.kwargs.get("shell"))
-        step = {"type": "command", "name": action.name, "command": command}
+        step = {"type": "command", "label": action.name, "command": command}
         if shell:
             step["shell"] = True
+        if action.retry_attempts > 1:
+            step["retry_on_exit"] = "any"  # rattail retried a failed command like any exception
     else:
-        step = {"type": "python", "name": action.name, "call": action.spec}
+        step = {"type": "python", "label": action.name, "call": action.spec, "result": "ignore"}
         if action.kind == "class":
             step["init"] = "config"
         if action.args:
