@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import ftplib
+import select
 import socket
 import ssl
 from collections.abc import Iterator
@@ -157,6 +158,11 @@ class FtpTransport(Transport):
         """Map ftplib, ssl and socket exceptions to `PermanentError` / `TransientError`."""
         what = f"{self.where}: {action}{' ' + path if path else ''}"
         try:
+            if hasattr(self, "ftp") and not self._alive():
+                # The server closed the connection while it was idle (idle timeout, restart):
+                # log in again rather than fail the operation.
+                self.close()
+                self.ftp = self._login()
             yield
         except FerrymanError as exc:
             raise type(exc)(mask(str(exc), self._secrets)) from exc
@@ -185,6 +191,18 @@ class FtpTransport(Transport):
             ) from None
         except (OSError, EOFError) as exc:
             raise TransientError(f"{what}: connection lost ({_reason(exc)})") from None
+
+    def _alive(self) -> bool:
+        """False when the control connection is gone or has something unasked for to say
+        (a ``421`` idle timeout, a close): a healthy idle connection is silent."""
+        sock = self.ftp.sock
+        if sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
 
     # -- moving bytes -------------------------------------------------------------------------
 

@@ -81,14 +81,17 @@ class SftpTransport(Transport):
         self._posix_rename = True
         self._just_written: tuple[str, RemoteFile] | None = None
         with self.errors("cannot connect"):
-            self._ssh = self._login()
-            sftp = paramiko.SFTPClient.from_transport(self._ssh)
-            if sftp is None:
-                raise TransientError(f"{self.where}: the server did not open an SFTP session")
-            self.sftp: paramiko.SFTPClient = sftp
-            sftp.get_channel().settimeout(conn.timeout)  # type: ignore[union-attr]
+            self._connect()
 
     # -- connecting ---------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        self._ssh = self._login()
+        sftp = paramiko.SFTPClient.from_transport(self._ssh)
+        if sftp is None:
+            raise TransientError(f"{self.where}: the server did not open an SFTP session")
+        self.sftp: paramiko.SFTPClient = sftp
+        sftp.get_channel().settimeout(self.conn.timeout)  # type: ignore[union-attr]
 
     def _login(self) -> paramiko.Transport:
         conn = self.conn
@@ -196,6 +199,11 @@ class SftpTransport(Transport):
         what = f"{self.where}: {action}{' ' + path if path else ''}"
         self._just_written = None
         try:
+            if self._ssh is not None and not self._alive():
+                # The connection died while idle (server restart, idle timeout): log in again
+                # rather than fail the operation.
+                self.close()
+                self._connect()
             yield
         except FerrymanError as exc:
             raise type(exc)(mask(str(exc), self._secrets)) from exc
@@ -226,14 +234,18 @@ class SftpTransport(Transport):
                 raise PermanentError(f"{what}: no such file or folder") from None
             if exc.errno == errno.EACCES:
                 raise PermanentError(f"{what}: permission denied") from None
-            if exc.errno is not None or not self._alive():
+            if exc.errno is not None or not self._alive() or "closed" in str(exc).lower():
                 raise TransientError(f"{what}: connection lost ({_reason(exc)})") from None
             # SSH_FX_FAILURE: the server could not do it (full disk, quota, busy); may clear up.
             raise TransientError(f"{what}: the server reported a failure ({_reason(exc)}); "
                                  "full disk or quota?") from None
 
     def _alive(self) -> bool:
-        return self._ssh is not None and self._ssh.is_active()
+        """The SSH connection and the SFTP channel on it are both still open."""
+        if self._ssh is None or not self._ssh.is_active():
+            return False
+        channel = self.sftp.get_channel() if hasattr(self, "sftp") else None
+        return channel is None or not (channel.closed or channel.eof_received)
 
     # -- moving bytes -------------------------------------------------------------------------
 
@@ -248,8 +260,8 @@ class SftpTransport(Transport):
         # paramiko's own SFTPFile waits for every write's answer before it sends CLOSE, sends each
         # request in its own SSH packet, and a stat after it is one more round trip: with a
         # thousand small files those packets and waits are most of the time spent.
-        sftp: Any = self.sftp
         with self.errors("cannot upload to", path), open(local, "rb") as src:
+            sftp: Any = self.sftp  # after errors(), which may have reconnected
             kind, msg = sftp._request(CMD_OPEN, path, _WRITE_FLAGS, SFTPAttributes())
             if kind != CMD_HANDLE:
                 raise paramiko.SFTPError("expected a handle from OPEN")
@@ -290,8 +302,8 @@ class SftpTransport(Transport):
         (paramiko's prefetch bounds the requests in flight but not the answers it keeps, so a
         slow disk lets a whole file pile up in memory.)
         """
-        sftp: Any = self.sftp
         with self.errors("cannot download", path), open(local, "wb") as dst:
+            sftp: Any = self.sftp  # after errors(), which may have reconnected
             kind, msg = sftp._request(CMD_OPEN, path, SFTP_FLAG_READ, SFTPAttributes())
             if kind != CMD_HANDLE:
                 raise paramiko.SFTPError("expected a handle from OPEN")
