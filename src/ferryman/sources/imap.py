@@ -184,6 +184,8 @@ class ImapSource(Source[ImapSourceConfig]):
         self.spool_root = flow.root / "spool" / safe_name(flow.flow, "flow")
         self._reader: IMAPClient | None = None
         self._reader_lock = threading.RLock()
+        self._selected: int | None = None
+        """UIDVALIDITY of the mailbox selected on the reader connection."""
         self._writer: IMAPClient | None = None
         self._writer_lock = threading.Lock()
 
@@ -210,10 +212,28 @@ class ImapSource(Source[ImapSourceConfig]):
 
     def _drop_reader(self, broken: bool = False) -> None:
         client, self._reader = self._reader, None
+        self._selected = None
         close_quietly(client, broken)
 
+    def _position(self, client: IMAPClient) -> tuple[int, int]:
+        """(UIDVALIDITY, UIDNEXT) of the watched mailbox, which stays selected between scans.
+
+        Selecting again on every poll costs time in proportion to the mailbox (the
+        server counts unseen mails); NOOP + STATUS answer from the index header.
+        """
+        if self._selected is None:
+            self._selected = self._select(client, readonly=True)[0]
+            return self._selected, 0
+        client.noop()  # lets the server show us mails that arrived since the last command
+        status = client.folder_status(self.config.mailbox, [b"UIDVALIDITY", b"UIDNEXT"])
+        validity = int(status.get(b"UIDVALIDITY", 0))
+        if validity != self._selected:
+            self._selected = self._select(client, readonly=True)[0]
+            return self._selected, 0
+        return validity, int(status.get(b"UIDNEXT", 0))
+
     def _scan(self, client: IMAPClient) -> list[Candidate]:
-        validity, uidnext = self._select(client, readonly=True)
+        validity, uidnext = self._position(client)
         cursor = self._cursor()
         last = cursor[1] if cursor and cursor[0] == validity else 0
         if cursor and cursor[0] != validity:
