@@ -242,3 +242,14 @@ def test_server_down_is_transient(fresh_sshd: SshServer) -> None:
     fresh_sshd.stop()
     with pytest.raises(TransientError, match="connection refused"):
         SftpTransport(conn)
+
+
+def test_list_follows_file_links_but_not_folder_links(transport: Transport, tmp_path: Path) -> None:
+    root = tmp_path / "linked"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "a.csv").write_bytes(b"abc")
+    (root / "alias.csv").symlink_to(root / "real" / "a.csv")
+    (root / "real" / "loop").symlink_to(root)
+    (root / "dangling.csv").symlink_to(root / "nowhere")
+    found = {f.path: f.size for f in transport.list(str(root), recursive=True)}
+    assert found == {f"{root}/alias.csv": 3, f"{root}/real/a.csv": 3}

@@ -394,6 +394,8 @@ class SftpTransport(Transport):
                     except FileNotFoundError:
                         continue  # dangling
                 mode = entry.st_mode or 0
+                if stat_mode.S_ISDIR(mode):
+                    continue  # links to folders are not followed (they can loop)
             if stat_mode.S_ISDIR(mode):
                 folders.append(full)
             elif stat_mode.S_ISREG(mode):
