@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from ferryman.errors import ConfigError, JournalError
-from ferryman.item import Candidate, State
+from ferryman.item import Candidate, Item, State
 from ferryman.journal import open_journal
 from ferryman.journal.sqlite import SqliteJournal
 from support import wait_for
 
 
-def claimed_items(j: SqliteJournal, n: int, flow: str = "f") -> list:  # type: ignore[type-arg]
+def claimed_items(j: SqliteJournal, n: int, flow: str = "f") -> list[Item]:
     items = j.admit(flow, [Candidate(key=f"k{i}", files=()) for i in range(n)])
     out = []
     for item in items:
@@ -31,10 +31,10 @@ def claimed_items(j: SqliteJournal, n: int, flow: str = "f") -> list:  # type: i
     return out
 
 
-def finish_all_concurrently(j: SqliteJournal, items: list, threads: int) -> None:  # type: ignore[type-arg]
+def finish_all_concurrently(j: SqliteJournal, items: list[Item], threads: int) -> None:
     start = threading.Barrier(threads)
 
-    def worker(mine: list) -> None:  # type: ignore[type-arg]
+    def worker(mine: list[Item]) -> None:
         start.wait()
         for item in mine:
             item.state = State.DONE
