@@ -17,6 +17,7 @@ from ferryman.sources.imap import ImapSource
 from ferryman.steps.base import StepContext
 from ferryman.steps.meta import MetaConfig, MetaStep
 from servers.dovecot import Dovecot, dovecot, mail  # noqa: F401 - fixture
+from support import ferryman
 
 ITRP = {"match": {"from": "itrp", "headers": {"X-ITRP-ExportID": ["777", "779"]}}, "take": "link",
         "headers": {"export_id": "X-ITRP-ExportID"}}
@@ -305,3 +306,24 @@ def test_xoauth2_token_command_is_asked_again_when_the_token_expired(
                          **ITRP)
     assert len(source.scan()) == 1
     assert (tmp_path / "asked").exists()
+
+
+def test_check_connect_logs_in_to_imap(dovecot: Dovecot, tmp_path: Path) -> None:
+    user = dovecot.new_user()
+    config = tmp_path / "f.toml"
+    for password, code, expected in (("secret", 0, "ok — logged in as"), ("wrong", 1, "FAILED — ")):
+        config.write_text(f"""
+[connections.mail]
+type = "imap"
+host = "127.0.0.1"
+port = {dovecot.port}
+tls = "starttls"
+user = "{user}"
+password = {{ env = "IMAP_TEST_PASSWORD" }}
+ca_file = "{dovecot.cert}"
+""")
+        done = ferryman("check", "--connect", "-c", str(config), env={"IMAP_TEST_PASSWORD": password})
+        assert done.returncode == code, done.stdout + done.stderr
+        assert expected in done.stdout
+        assert "wrong" not in done.stdout
+    assert "login refused" in done.stdout

@@ -162,3 +162,20 @@ def close_quietly(client: IMAPClient | None, broken: bool = False) -> None:
             pass
     with suppress(Exception):
         client.shutdown()
+
+
+def probe_imap(name: str, conn: object) -> str:
+    """``check --connect``: log in (TLS as configured, password or XOAUTH2) and look at INBOX."""
+    assert isinstance(conn, ImapConnection)
+    login = ImapLogin(name, conn)
+    client = login.open()
+    try:
+        with imap_errors(login.where, login.secrets):
+            folders = client.list_folders()
+            status = client.folder_status("INBOX", [b"MESSAGES"])
+            idle = "IDLE" if client.has_capability("IDLE") else "no IDLE (polling)"
+    finally:
+        close_quietly(client)
+    security = {"implicit": "TLS", "starttls": "STARTTLS", False: "NO TLS"}[conn.tls]
+    return (f"logged in as {conn.user} ({security}, {idle}); {len(folders)} mailboxes, "
+            f"INBOX has {int(status.get(b'MESSAGES', 0))} mails")

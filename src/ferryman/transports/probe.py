@@ -14,6 +14,7 @@ from typing import Any
 
 from ferryman.connections import ConnectionConfig, FtpConnection, S3Connection, SftpConnection, SmtpConnection
 from ferryman.errors import PermanentError
+from ferryman.sources.imap_client import probe_imap
 
 
 def probe_sftp(name: str, conn: Any) -> str:
@@ -82,6 +83,7 @@ PROBES: dict[str, Callable[[str, Any], str]] = {
     "ftp": probe_ftp,
     "s3": probe_s3,
     "smtp": probe_smtp,
+    "imap": probe_imap,
 }
 """Connection checks by connection type."""
 
