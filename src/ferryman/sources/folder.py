@@ -222,11 +222,12 @@ class FolderSource(Source[FolderSourceConfig]):
         self._offered: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) already emitted
         self._seen: dict[str, _Seen] = {}  # files waiting to settle (scan/watch thread only)
         self._writing: set[str] = set()  # created (by an event) and not closed yet
-        self._marker: int | None = None  # existing = "ignore": files last changed before are left alone
+        self._marker: int | None = None  # existing = "ignore": files last changed by then are left alone
         self._warned: set[str] = set()
         self._observer: BaseObserver | None = None
+        self._aliases: list[tuple[str, str]] = []  # (resolved, configured) symlinked folders
         self.watching = threading.Event()
-        """Set while inotify watches every watched folder that exists (watch = "auto")."""
+        """Set once inotify watches every configured folder and the scan that follows is done."""
 
     # ---- the Source interface ----------------------------------------------------------
 
@@ -255,7 +256,7 @@ class FolderSource(Source[FolderSourceConfig]):
         observer: BaseObserver | None = None
         watched: dict[str, tuple[int, int]] = {}
         poll = self.config.watch == "poll"
-        interval = self.config.poll_interval if poll and "poll_interval" in self.config.model_fields_set \
+        interval = self.config.poll_interval if "poll_interval" in self.config.model_fields_set \
             else self.config.rescan
         next_scan = next_health = 0.0
         try:
@@ -268,14 +269,13 @@ class FolderSource(Source[FolderSourceConfig]):
                         observer = self._observer = self._restart(observer, handler, events, present)
                         self._writing.clear()  # close events may have been lost: judge by settle
                         watched = present if observer is not None else {}
-                        if observer is not None and len(present) == len(self.roots):
-                            self.watching.set()
-                        else:
-                            self.watching.clear()
+                        self.watching.clear()
                         next_scan = now  # events were not seen meanwhile: look at everything
                 if now >= next_scan:
                     self._emit(emit, self._full_scan())
                     next_scan = time.monotonic() + interval
+                    if observer is not None and len(watched) == len(self.roots):
+                        self.watching.set()
                 wake = min(next_scan, next_health if not poll else next_scan, self._next_due(), now + _TICK)
                 ready: list[Candidate] = []
                 for event in _drain(events, max(0.0, wake - time.monotonic())):
@@ -377,7 +377,7 @@ class FolderSource(Source[FolderSourceConfig]):
             return _Verdict(None, "already offered")
         last_change = max(st.st_mtime_ns, st.st_ctime_ns)
         marker = self._marker if not explaining else self._stored_marker()
-        if self.config.existing == "ignore" and (marker is None or last_change < marker):
+        if self.config.existing == "ignore" and (marker is None or last_change <= marker):
             return _Verdict(None, "ignored: it was already there when the flow first started "
                                   "(existing = \"ignore\")")
         if not os.access(path, os.R_OK):
@@ -528,8 +528,8 @@ class FolderSource(Source[FolderSourceConfig]):
     # ---- events --------------------------------------------------------------------------
 
     def _on_event(self, event: FileSystemEvent, ready: list[Candidate]) -> None:
-        src = os.fsdecode(event.src_path)
-        dest = os.fsdecode(getattr(event, "dest_path", "") or "")
+        src = self._unresolve(os.fsdecode(event.src_path))
+        dest = self._unresolve(os.fsdecode(getattr(event, "dest_path", "") or ""))
         if isinstance(event, FileClosedEvent):
             self._touched(src, Trigger.CLOSED, ready)
         elif isinstance(event, FileCreatedEvent):
@@ -580,6 +580,13 @@ class FolderSource(Source[FolderSourceConfig]):
         if self.config.ready == "lock" and path.endswith(self.config.lock_suffix):
             self._touched(path[: -len(self.config.lock_suffix)], Trigger.CLOSED, ready)
 
+    def _unresolve(self, path: str) -> str:
+        """An event path under a symlinked folder's target, as a path under the folder itself."""
+        for real, root in self._aliases:
+            if path.startswith(real + "/"):
+                return root + path[len(real):]
+        return path
+
     def _locate(self, path: str) -> tuple[str, str] | None:
         """(watched folder, relative path) of `path`, or None when no watched folder holds it."""
         for root in self.roots:
@@ -613,9 +620,12 @@ class FolderSource(Source[FolderSourceConfig]):
         if not present:
             return None
         fresh = _new_observer(lambda: events.put(None))
+        # inotify does not follow a symlinked folder: watch its target, report paths as configured.
+        self._aliases = [(real, root) for root in present if (real := os.path.realpath(root)) != root]
         try:
             for root in present:
-                fresh.schedule(handler, root, recursive=self.config.recursive, event_filter=_EVENTS)
+                fresh.schedule(handler, os.path.realpath(root), recursive=self.config.recursive,
+                               event_filter=_EVENTS)
             fresh.start()
         except OSError as exc:
             _stop(fresh)
@@ -635,7 +645,15 @@ class FolderSource(Source[FolderSourceConfig]):
             return
         stored = self._stored_marker()
         if stored is None:
-            stored = time.time_ns()
+            # The newest change among the files there now, by the file system's own clock
+            # (coarser than time.time_ns(), and a network share's server may disagree with ours).
+            stored = 0
+            for root in self.roots:
+                if os.path.isdir(root):
+                    for path, _ in self._walk(root):
+                        with contextlib.suppress(OSError):
+                            st = os.stat(path)
+                            stored = max(stored, st.st_mtime_ns, st.st_ctime_ns)
             if self.flow.journal is not None:
                 self.flow.journal.set_cursor(self.flow.flow, CURSOR, str(stored))
         self._marker = stored
