@@ -117,6 +117,17 @@ def test_class_with_rattail_config(run_step: RunStep, module: str, data: Path, t
     assert ferry_actions_t.CALLS[-1] == ("config", "foo")
 
 
+def test_class_with_config_from_another_file(run_step: RunStep, module: str, data: Path, tmp_path: Path) -> None:
+    (tmp_path / "rattail.conf").write_text("[rattail.filemon]\nmonitor = from-ini\n")
+    step = build_step({"type": "python", "call": "ferry_actions_t:WithConfig", "pythonpath": [module],
+                       "init": "config", "config_file": "rattail.conf"}, tmp_path)
+    step.flow.config_file = tmp_path / "ferryman.toml"
+    run_step({}, [data], step=step)
+    import ferry_actions_t
+
+    assert ferry_actions_t.CALLS[-1] == ("config", "from-ini")
+
+
 def test_errors_keep_their_type(run_step: RunStep, module: str, data: Path) -> None:
     with pytest.raises(TransientError, match="server busy"):
         run_step({"type": "python", "call": "ferry_actions_t:flaky", "pythonpath": [module]}, [data])

@@ -48,6 +48,10 @@ class PythonConfig(StepConfig):
         "args", description="How a class is built: 'args' uses init_args/init_kwargs, 'config' passes a "
         "Rattail-style config object for the config file (Rattail File Monitor's Class(config))."
     )
+    config_file: str | None = Field(
+        None, description="With init = 'config': the INI file the config object reads (relative to the config "
+        "file; default: the config file itself, e.g. the rattail.conf that `ferryman convert` read)."
+    )
     init_args: list[Any] = Field(default_factory=list, description="Positional arguments of the class.")
     init_kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the class.")
     pythonpath: list[str] = Field(
@@ -127,7 +131,8 @@ class PythonStep(Step[PythonConfig]):
         if self.config.init == "config":
             from ferryman.compat.rattail_config import make_config
 
-            config_file = self.flow.config_file
+            config_file = self.flow.resolve(self.config.config_file) if self.config.config_file \
+                else self.flow.config_file
             if config_file is None:
                 raise PermanentError("python: init = 'config' needs the config file, which this flow does not know")
             return cls(make_config(config_file))
