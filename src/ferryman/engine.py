@@ -230,7 +230,7 @@ class Engine:
             outputs = result.outputs if result is not None else {}
             run = StepRun(item.id, index, step.config.title, started, time.time(), "done", None, outputs)
             self.journal.step_done(run, [str(p) for p in item.files], item.meta)
-            item.step, item.attempts, item.error_type = index + 1, 0, None
+            item.step, item.attempts, item.error, item.error_type = index + 1, 1, None, None
         item.state, item.error, item.next_attempt_at = State.DONE, None, None
         self.journal.finish(item)  # durable before the original is disposed of
         self._finalize(flow, item, Outcome(True))

@@ -167,6 +167,22 @@ class JournalContract:
         assert runs[0].outputs == {"size": 12} and runs[0].ended_at is not None
         assert j.steps("0123456789ab") == []
 
+    def test_attempts_count_per_step(self, backend: Backend) -> None:
+        j = backend.journal()
+        (item,) = j.admit("f", cands("a"))
+        first = j.claim(item.id, "w", 60)
+        assert first is not None
+        j.finish(done(first, State.PENDING, error="boom", error_type="OSError"))
+        second = j.claim(item.id, "w", 60)
+        assert second is not None and second.attempts == 2 and second.error_type == "OSError"
+        j.step_done(run(second, 0), ["/in/a.csv"], {})
+        j.flush()
+        stored = j.get(item.id)
+        assert stored is not None and stored.attempts == 1, "the next step starts at its first attempt"
+        assert stored.error is None and stored.error_type is None
+        resumed = j.claim(item.id, "w", 60)
+        assert resumed is not None and resumed.attempts == 2, "a resumed step knows it ran before"
+
     # -- finish ----------------------------------------------------------------
 
     def test_finish_records_each_final_state(self, backend: Backend) -> None:

@@ -45,6 +45,9 @@ class Journal(Protocol):
     def step_done(self, run: StepRun, files: Sequence[str], meta: dict[str, str]) -> None:
         """Record that step `run.index` finished; the item now carries `files` and `meta`.
 
+        Attempts count per step: the next step is on its first attempt (1), and
+        the item's error is cleared.
+
         May be committed later, in a group; a lost record only means the
         (idempotent) step runs again after a crash.
         """

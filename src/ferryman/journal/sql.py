@@ -243,7 +243,8 @@ class SqlJournal:
         def op(cur: Cursor) -> None:
             self._op_insert_run(cur, run)
             cur.execute(self.q(
-                "UPDATE items SET step = ?, files = ?, meta = ?, updated_at = ? WHERE id = ?"),
+                "UPDATE items SET step = ?, files = ?, meta = ?, attempts = 1, error = NULL, "
+                "error_type = NULL, updated_at = ? WHERE id = ?"),
                 (run.index + 1, files_json, meta_json, time.time(), run.item_id))
 
         self._submit(op)
