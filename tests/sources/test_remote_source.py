@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,9 +24,10 @@ from ferryman.steps import STEPS
 from ferryman.steps.base import StepContext
 from ferryman.transports import TransportPool
 from servers.ftp import FtpServer, ftp_server
-from servers.sshd import SshServer, sshd
+from servers.sshd import SshServer, fresh_sshd, sshd
+from support import wait_for
 
-__all__ = ["ftp_server", "sshd"]
+__all__ = ["fresh_sshd", "ftp_server", "sshd"]
 
 
 @dataclass
@@ -151,6 +153,8 @@ def test_meta_from_name_and_explain(drop: Drop, flow: FlowContext) -> None:
     assert "taken once" in (source.explain(f"{url}/jane.doe@example.com_bmgf.csv") or "")
     assert source.explain(f"{url}/missing.csv") == "no such remote file"
     assert source.explain("/some/local/path") is None
+    assert source.key_of(f"{url}/jane.doe@example.com_bmgf.csv") == found[0].key
+    assert source.key_of(f"{url}/missing.csv") is None
 
 
 def test_a_missing_remote_folder_is_a_clear_error(drop: Drop, flow: FlowContext) -> None:
@@ -265,6 +269,39 @@ def test_move_may_not_climb_out(drop: Drop, flow: FlowContext) -> None:
     assert (drop.local / "a.csv").exists()
 
 
+# -- watching -------------------------------------------------------------------------------
+
+
+def test_watch_rides_out_a_server_outage(request: pytest.FixtureRequest, tmp_path: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    server: SshServer = request.getfixturevalue("fresh_sshd")
+    drop = Drop("sftp", server.connection(), tmp_path / "drop", str(tmp_path / "drop"))
+    drop.local.mkdir()
+    pool = TransportPool({"srv": drop.conn})
+    flow = FlowContext(flow="t", root=tmp_path, config_dir=tmp_path, connections={"srv": drop.conn},
+                       transports=pool, journal=None)  # type: ignore[arg-type]
+    source = make(drop, flow, poll_interval="50ms")
+    emitted: list[Candidate] = []
+    stop = threading.Event()
+    server.stop()
+    watcher = threading.Thread(target=source.watch, args=(emitted.extend, stop), daemon=True)
+    with caplog.at_level(logging.INFO, logger="ferryman"):
+        watcher.start()
+        try:
+            wait_for(lambda: "cannot list" in caplog.text)
+            drop.write("late.csv", age=10)
+            time.sleep(0.3)  # several failed polls: still one warning
+            server.start()
+            wait_for(lambda: emitted, timeout=20)
+        finally:
+            stop.set()
+            watcher.join(5)
+            pool.close()
+    assert [c.meta["name"] for c in emitted] == ["late.csv"]
+    assert caplog.text.count("cannot list") == 1
+    assert "can be listed again" in caplog.text
+
+
 # -- config ---------------------------------------------------------------------------------
 
 
@@ -285,4 +322,4 @@ def test_config_errors(raw: dict[str, Any], message: str) -> None:
 
 def test_connection_and_path_form(tmp_path: Path) -> None:
     config = SOURCES["ftp"].Config.model_validate({"type": "ftp", "connection": "srv", "path": "out"})
-    assert str(config.location) == "ftp://srv/out"  # type: ignore[attr-defined]
+    assert str(config.location) == "ftp://srv/out"

@@ -334,6 +334,21 @@ class RemoteSource(Source[C]):
         return "taken once its size and mtime stay the same across two polls"
 
 
+    def key_of(self, path: str) -> str | None:
+        """The key the remote file at URL `path` has now (for ``why``'s journal lookup)."""
+        if "://" not in path:
+            return None
+        where = parse_location(path)
+        if (where.scheme, where.connection) != (self.location.scheme, self.location.connection):
+            return None
+        try:
+            with self._transport() as transport:
+                found = transport.stat(where.path)
+        except (TransientError, PermanentError):
+            return None
+        return None if found is None else self._candidate(found).key
+
+
 def _free_name(transport: Transport, target: str) -> str:
     """`target`, or ``stem-1.ext``, ``stem-2.ext`` … when taken."""
     if transport.stat(target) is None:
