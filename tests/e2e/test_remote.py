@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import pytest
 
 from servers.ftp import PASSWORD, FtpServer
 from servers.sshd import SshServer
-from support import ferryman
+from support import ferryman, start_ferryman, wait_for
 
 FILES = 12
 SIZE = 3 * 1024 * 1024
@@ -211,3 +212,55 @@ def test_check_connect_reports_each_connection(tmp_path: Path, sftp_server: SshS
     assert down.returncode == 1
     assert "drop (ftp): FAILED" in down.stdout and "connection refused" in down.stdout
     assert PASSWORD not in down.stdout + down.stderr
+
+
+def test_daemon_relays_sftp_drops_to_ftps_through_a_restart(tmp_path: Path, sftp_server: SshServer,
+                                                             ftp: FtpServer) -> None:
+    """The daemon polls an SFTP drop, delivers to FTPS, deletes the originals; the SFTP server
+    restarts meanwhile and files dropped after it still flow."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    config = tmp_path / "ferryman.toml"
+    config.write_text(f"""
+[ferryman]
+root = "state"
+grace = "5s"
+{connections(sftp_server, ftp)}
+[flows.relay]
+retry = {{ attempts = 20, delay = "200ms", backoff = 1.0 }}
+
+[flows.relay.source]
+type = "sftp"
+url = "sftp://partner{drop}"
+poll_interval = "200ms"
+after = {{ move = "done/{{now:%Y}}" }}
+
+[[flows.relay.steps]]
+type = "deliver"
+to = "ftp://drop/relay/{{now:%Y}}"
+""")
+    year = time.strftime("%Y")
+    out = ftp.root / "relay" / year
+    sent: dict[str, str] = {}
+
+    def put(name: str) -> None:
+        data = os.urandom(20_000)
+        (drop / name).write_bytes(data)
+        sent[name] = hashlib.sha256(data).hexdigest()
+
+    daemon = start_ferryman("run", "-c", str(config), env=ENV)
+    try:
+        for n in range(3):
+            put(f"first-{n}.csv")
+        wait_for(lambda: out.exists() and len(list(out.iterdir())) == 3, timeout=30)
+        sftp_server.restart()
+        for n in range(3):
+            put(f"second-{n}.csv")
+        wait_for(lambda: len(list(out.iterdir())) == 6, timeout=30)
+        wait_for(lambda: len(list((drop / "done" / year).iterdir())) == 6, timeout=10)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert {p.name: digest(p) for p in out.iterdir()} == sent
+    assert sorted(p.name for p in drop.iterdir()) == ["done"]
