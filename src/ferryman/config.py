@@ -153,7 +153,7 @@ def load(path: str | Path | None = None) -> LoadedConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{chosen}: cannot read: {exc}") from None
     warnings: list[str] = []
-    if "[rattail.filemon]" in text:
+    if re.search(r"^[ \t]*\[rattail\.filemon\]", text, re.MULTILINE):  # a section header, not a comment
         from ferryman.compat.rattail import ini_to_raw
 
         raw, warnings = ini_to_raw(chosen)
