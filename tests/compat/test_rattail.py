@@ -223,7 +223,7 @@ def test_class_actions_are_built_with_the_config(tmp_path: Path, inbox: Path) ->
     path = _one_action(tmp_path, inbox, "foo.action.a.class = mypackage.mymodule:MyProcessorClass\n")
     step = ini_to_raw(path)[0]["flows"]["foo"]["steps"][0]
     assert step["call"] == "mypackage.mymodule:MyProcessorClass"
-    assert step["init"] == "config"
+    assert step["init"] == "config" and step["config_file"] == str(path)
 
 
 def test_retries_are_per_action_and_clamped(tmp_path: Path, inbox: Path) -> None:
@@ -395,6 +395,7 @@ def _full_example(tmp_path: Path, inbox: Path) -> Path:
         foo.action.process.retry_delay = 5
         foo.action.copy.cmd = cp {path} "/srv/x/{filename}"
         foo.action.notify.class = mymodule:Notifier
+        foo.action.retry_attempts = 3
         the bar.dirs = inbox
         the bar.process_existing = false
         the bar.actions = a
@@ -421,6 +422,10 @@ def test_converted_config_validates(tmp_path: Path, inbox: Path) -> None:
     assert [s.label for s in config.flows["foo"].steps] == ["process", "copy", "notify"]
     loaded = ferryman_config.load(path)
     assert loaded.config == config
+    converted = tmp_path / "ferryman.toml"
+    converted.write_text(to_toml(path), encoding="utf-8")
+    assert "# - [rattail.filemon] " in converted.read_text()  # a comment, not a section: read as TOML
+    assert ferryman_config.load(converted).config == config
 
 
 @given(st.text())

@@ -409,10 +409,10 @@ def _command(spec: str, shell: str | None) -> tuple[bool, str | list[str]]:
 
 def _raw(monitor: Monitor) -> dict[str, Any]:
     return {"ferryman": dict(monitor.settings),
-            "flows": {p.key: _flow(p) for p in monitor.profiles}}
+            "flows": {p.key: _flow(p, monitor.path) for p in monitor.profiles}}
 
 
-def _flow(profile: Profile) -> dict[str, Any]:
+def _flow(profile: Profile, config_file: Path) -> dict[str, Any]:
     source: dict[str, Any] = {
         "type": "folder",
         "paths": [str(d) for d in profile.dirs],
@@ -428,11 +428,11 @@ def _flow(profile: Profile) -> dict[str, Any]:
         "stop_on_error": profile.stop_on_error,
         "retry": {"attempts": 1},
         "source": source,
-        "steps": [_step(action) for action in profile.actions],
+        "steps": [_step(action, config_file) for action in profile.actions],
     }
 
 
-def _step(action: Action) -> dict[str, Any]:
+def _step(action: Action, config_file: Path) -> dict[str, Any]:
     step: dict[str, Any]
     if action.kind == "cmd":
         shell, command = _command(action.spec, action.kwargs.get("shell"))
@@ -445,6 +445,7 @@ def _step(action: Action) -> dict[str, Any]:
         step = {"type": "python", "label": action.name, "call": action.spec, "result": "ignore"}
         if action.kind == "class":
             step["init"] = "config"
+            step["config_file"] = str(config_file)  # the rattail file, also for the converted TOML
         if action.args:
             step["args"] = list(action.args)
         if action.kwargs:
