@@ -32,10 +32,8 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.message import Message
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -49,27 +47,19 @@ from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
 from ferryman.model import Model
 from ferryman.sources.base import Emit, Source, SourceConfig
-from ferryman.sources.imap_client import ImapLogin, MailboxMissing, close_quietly, imap_errors
+from ferryman.sources.imap_client import ImapLogin, close_quietly, imap_errors, select_mailbox
+from ferryman.sources.imap_dispose import Disposer
 from ferryman.sources.imap_mime import (
-    Decoder,
-    Part,
-    decode_text,
     header,
     message_id,
     parse_headers,
-    parts,
     safe_name,
-    text_part,
-    unique,
 )
+from ferryman.sources.imap_take import Mail, MailTaker
 from ferryman.units import Duration, parse_duration
 
-CHUNK = 1 << 20
-"""Bytes per partial FETCH of a part: memory stays bounded whatever the attachment's size."""
 BATCH = 50
 """Mails whose header and structure are fetched per FETCH command."""
-MAX_TEXT = 4 << 20
-"""A text part larger than this is not searched for a link."""
 
 
 class MoveAfter(Model):
@@ -160,14 +150,6 @@ class ImapSourceConfig(SourceConfig):
         return value
 
 
-@dataclass
-class _Mail:
-    uid: int
-    headers: Message
-    key: str
-    structure: Any
-
-
 class ImapSource(Source[ImapSourceConfig]):
     """Watches one mailbox; see the module docstring for the cursor and spool rules."""
 
@@ -180,14 +162,13 @@ class ImapSource(Source[ImapSourceConfig]):
         conn = flow.connection(config.connection, "imap")
         assert isinstance(conn, ImapConnection)
         self.login = ImapLogin(config.connection, conn)
-        self.link = re.compile(config.link_pattern)
         self.spool_root = flow.root / "spool" / safe_name(flow.flow, "flow")
+        self.taker = MailTaker(config, self.spool_root, self.meta_from_name)
+        self.disposer = Disposer(self.login, config, flow)
         self._reader: IMAPClient | None = None
         self._reader_lock = threading.RLock()
         self._selected: int | None = None
         """UIDVALIDITY of the mailbox selected on the reader connection."""
-        self._writer: IMAPClient | None = None
-        self._writer_lock = threading.Lock()
 
     @property
     def where(self) -> str:
@@ -222,13 +203,13 @@ class ImapSource(Source[ImapSourceConfig]):
         server counts unseen mails); NOOP + STATUS answer from the index header.
         """
         if self._selected is None:
-            self._selected = self._select(client, readonly=True)[0]
+            self._selected = select_mailbox(client, self.config.mailbox, self.where, readonly=True)[0]
             return self._selected, 0
         client.noop()  # lets the server show us mails that arrived since the last command
         status = client.folder_status(self.config.mailbox, [b"UIDVALIDITY", b"UIDNEXT"])
         validity = int(status.get(b"UIDVALIDITY", 0))
         if validity != self._selected:
-            self._selected = self._select(client, readonly=True)[0]
+            self._selected = select_mailbox(client, self.config.mailbox, self.where, readonly=True)[0]
             return self._selected, 0
         return validity, int(status.get(b"UIDNEXT", 0))
 
@@ -277,18 +258,6 @@ class ImapSource(Source[ImapSourceConfig]):
         except ValueError:
             return None
 
-    def _select(self, client: IMAPClient, readonly: bool) -> tuple[int, int]:
-        try:
-            info = client.select_folder(self.config.mailbox, readonly=readonly)
-        except imaplib.IMAP4.abort:
-            raise  # the connection broke: imap_errors reports that
-        except imaplib.IMAP4.error as exc:
-            raise MailboxMissing(f"{self.where}: the mailbox does not exist or cannot be opened "
-                                 f"({' '.join(str(exc).split())}); will look again later") from None
-        validity = int(info.get(b"UIDVALIDITY", 0))
-        uidnext = int(info.get(b"UIDNEXT", 0))
-        return validity, uidnext
-
     def _criteria(self) -> tuple[list[Any], str | None]:
         match = self.config.match
         criteria: list[Any] = []
@@ -309,7 +278,7 @@ class ImapSource(Source[ImapSourceConfig]):
         charset = "UTF-8" if not text.isascii() else None
         return criteria, charset
 
-    def _matching(self, client: IMAPClient, uids: list[int]) -> Iterator[_Mail]:
+    def _matching(self, client: IMAPClient, uids: list[int]) -> Iterator[Mail]:
         """Mails among `uids` whose headers match exactly (the server matched substrings)."""
         fetched = client.fetch(uids, ["BODY.PEEK[HEADER]", "BODYSTRUCTURE"])
         for uid in uids:
@@ -323,7 +292,7 @@ class ImapSource(Source[ImapSourceConfig]):
             mid = message_id(headers)
             key = f"imap:{self.config.mailbox}:{mid}" if mid else \
                 f"imap:{self.config.mailbox}:sha256:{hashlib.sha256(raw).hexdigest()[:32]}"
-            yield _Mail(uid, headers, key, data.get(b"BODYSTRUCTURE"))
+            yield Mail(uid, headers, key, data.get(b"BODYSTRUCTURE"))
 
     def _exact(self, headers: Message) -> bool:
         for name, wanted in self.config.match.headers.items():
@@ -338,7 +307,7 @@ class ImapSource(Source[ImapSourceConfig]):
 
     # ---- taking what the item carries --------------------------------------------------------
 
-    def _candidate(self, client: IMAPClient, validity: int, mail: _Mail) -> Candidate:
+    def _candidate(self, client: IMAPClient, validity: int, mail: Mail) -> Candidate:
         subject = header(mail.headers, "Subject") or ""
         meta = {
             "mail_uid": str(mail.uid), "mail_uidvalidity": str(validity), "mail_mailbox": self.config.mailbox,
@@ -352,7 +321,7 @@ class ImapSource(Source[ImapSourceConfig]):
         origin = f"mail UID {mail.uid} in {self.config.mailbox}" + (f" ({subject[:80]})" if subject else "")
         files: list[Path] = []
         try:
-            files, extra = self._take(client, validity, mail)
+            files, extra = self.taker.take(client, validity, mail)
             meta.update(extra)
         except (ValueError, UnicodeError, LookupError) as exc:
             meta["problem"] = f"{origin}: {describe(exc)}"
@@ -361,84 +330,6 @@ class ImapSource(Source[ImapSourceConfig]):
         if "problem" in meta:
             self.flow.log.warning("%s: %s", self.flow.flow, meta["problem"])
         return Candidate(key=mail.key, files=tuple(files), meta=meta, order=float(mail.uid), origin=origin)
-
-    def _take(self, client: IMAPClient, validity: int, mail: _Mail) -> tuple[list[Path], dict[str, str]]:
-        take = self.config.take
-        if take == "link" and self.config.link_header:
-            url = header(mail.headers, self.config.link_header)
-            if not url:
-                raise PermanentError(f"the mail has no {self.config.link_header} header with a link")
-            return [], {"url": url}
-        try:
-            found = parts(mail.structure)
-        except ValueError as exc:
-            raise PermanentError(f"malformed MIME structure: {exc}") from None
-        if take == "link":
-            return [], {"url": self._find_link(client, mail.uid, found)}
-        spool = self.spool_root / f"{validity}-{mail.uid}"
-        shutil.rmtree(spool, ignore_errors=True)
-        spool.mkdir(parents=True)
-        if take == "message":
-            target = spool / f"mail-{mail.uid}.eml"
-            self._fetch_to(client, mail.uid, "", Decoder("8bit"), target)
-            return [target], {}
-        return self._attachments(client, mail.uid, found, spool)
-
-    def _find_link(self, client: IMAPClient, uid: int, found: list[Part]) -> str:
-        part = text_part(found)
-        if part is None:
-            raise PermanentError("the mail has no text part to find a link in")
-        if part.size > MAX_TEXT:
-            raise PermanentError(f"the mail's text part is too large to search for a link ({part.size} bytes)")
-        data = self._fetch_section(client, uid, part.number, 0, MAX_TEXT + 1)
-        text = decode_text(data, part)
-        match = self.link.search(text)
-        if match is None:
-            raise PermanentError(f"no link matching {self.config.link_pattern!r} in the mail's text")
-        return match.group(0).rstrip(".,;:)]}>")
-
-    def _attachments(self, client: IMAPClient, uid: int, found: list[Part],
-                     spool: Path) -> tuple[list[Path], dict[str, str]]:
-        files: list[Path] = []
-        meta: dict[str, str] = {}
-        taken: set[str] = set()
-        for part in found:
-            if not part.is_attachment:
-                continue
-            name = safe_name(part.filename, f"attachment-{part.number}")
-            if not any(fnmatch(name, pattern) for pattern in self.config.include):
-                continue
-            named = self.meta_from_name(name)
-            if named is None:
-                continue
-            meta = {**named, **meta}
-            target = spool / unique(name, taken)
-            self._fetch_to(client, uid, part.number, Decoder(part.encoding), target)
-            files.append(target)
-        if not files:
-            raise PermanentError(f"the mail has no attachment matching {self.config.include}")
-        return files, meta
-
-    def _fetch_section(self, client: IMAPClient, uid: int, section: str, offset: int, length: int) -> bytes:
-        answer = client.fetch([uid], [f"BODY.PEEK[{section}]<{offset}.{length}>"]).get(uid)
-        if answer is None:
-            raise PermanentError("the mail disappeared while it was being read")
-        for key, value in answer.items():
-            if key.startswith(b"BODY["):
-                return bytes(value or b"")
-        return b""
-
-    def _fetch_to(self, client: IMAPClient, uid: int, section: str, decoder: Decoder, target: Path) -> None:
-        """Fetch a part in `CHUNK`s, decoding into `target` (memory stays bounded)."""
-        offset = 0
-        with open(target, "wb") as out:
-            while True:
-                chunk = self._fetch_section(client, uid, section, offset, CHUNK)
-                out.write(decoder.feed(chunk))
-                offset += len(chunk)
-                if len(chunk) < CHUNK:
-                    break
-            out.write(decoder.close())
 
     # ---- watching ---------------------------------------------------------------------------
 
@@ -500,67 +391,11 @@ class ImapSource(Source[ImapSourceConfig]):
             return
         try:
             if self.config.after != "keep" and item.meta.get("mail_uid"):
-                with self._writer_lock:
-                    self._dispose(item)
+                self.disposer.dispose(item)
         finally:
             validity, uid = item.meta.get("mail_uidvalidity"), item.meta.get("mail_uid")
             if validity and uid:
                 shutil.rmtree(self.spool_root / f"{validity}-{uid}", ignore_errors=True)
-
-    def _dispose(self, item: Item) -> None:
-        for attempt in (1, 2):
-            if self._writer is None:
-                self._writer = self.login.open()
-            try:
-                with imap_errors(f"{self.where}: disposing of mail UID {item.meta['mail_uid']}", self.login.secrets):
-                    self._act(self._writer, item)
-                return
-            except TransientError:
-                client, self._writer = self._writer, None
-                close_quietly(client, broken=True)
-                if attempt == 2:
-                    raise
-
-    def _act(self, client: IMAPClient, item: Item) -> None:
-        validity, _ = self._select(client, readonly=False)
-        uid = int(item.meta["mail_uid"])
-        if str(validity) != item.meta.get("mail_uidvalidity"):
-            uid = self._locate(client, item.meta.get("mail_message_id", ""))
-        elif not client.search(["UID", str(uid)]):
-            uid = 0
-        if not uid:
-            self.flow.log.warning("%s: %s is no longer in %s; nothing to dispose of",
-                                  self.flow.flow, item.origin, self.config.mailbox)
-            return
-        after = self.config.after
-        if after == "seen":
-            client.add_flags([uid], [b"\\Seen"], silent=True)
-        elif after == "delete":
-            self._expunge(client, uid)
-        elif isinstance(after, MoveAfter):
-            target = templates.render(after.move, templates.fields_for(flow=self.flow.flow, item=item.id,
-                                                                       meta=item.meta))
-            if client.has_capability("MOVE"):
-                client.move([uid], target)
-            else:
-                client.copy([uid], target)
-                self._expunge(client, uid)
-        self.flow.log.info("%s: %s: %s", self.flow.flow, item.origin,
-                           f"moved to {target}" if isinstance(after, MoveAfter) else after)
-
-    def _locate(self, client: IMAPClient, mid: str) -> int:
-        if not mid:
-            return 0
-        found = client.search(["HEADER", "Message-ID", mid])
-        return min(found) if found else 0
-
-    def _expunge(self, client: IMAPClient, uid: int) -> None:
-        client.add_flags([uid], [b"\\Deleted"], silent=True)
-        if client.has_capability("UIDPLUS"):
-            client.uid_expunge([uid])  # that mail only, never others marked \Deleted
-        else:
-            self.flow.log.warning("%s: the server has no UIDPLUS; mail UID %s is marked \\Deleted and will be "
-                                  "removed at the server's next expunge", self.flow.flow, uid)
 
     def close(self) -> None:
         if self._reader_lock.acquire(timeout=5):
@@ -568,9 +403,7 @@ class ImapSource(Source[ImapSourceConfig]):
                 self._drop_reader()
             finally:
                 self._reader_lock.release()
-        with self._writer_lock:
-            client, self._writer = self._writer, None
-            close_quietly(client)
+        self.disposer.close()
 
 
 def _news(response: Any) -> bool:

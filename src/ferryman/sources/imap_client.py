@@ -55,6 +55,18 @@ def _text(exc: BaseException, secrets: list[str] | None) -> str:
     return mask(" ".join(text.split()), secrets or [])
 
 
+def select_mailbox(client: IMAPClient, mailbox: str, where: str, readonly: bool) -> tuple[int, int]:
+    """SELECT (or EXAMINE) `mailbox`: (UIDVALIDITY, UIDNEXT); a missing mailbox is `MailboxMissing`."""
+    try:
+        info = client.select_folder(mailbox, readonly=readonly)
+    except imaplib.IMAP4.abort:
+        raise  # the connection broke: imap_errors reports that
+    except imaplib.IMAP4.error as exc:
+        raise MailboxMissing(f"{where}: the mailbox does not exist or cannot be opened "
+                             f"({' '.join(str(exc).split())}); will look again later") from None
+    return int(info.get(b"UIDVALIDITY", 0)), int(info.get(b"UIDNEXT", 0))
+
+
 def tls_context(conn: ImapConnection) -> ssl.SSLContext:
     """A client TLS context trusting `ca_file` (or the system CAs); `verify = false` turns checks off."""
     context = ssl.create_default_context(cafile=conn.ca_file)
