@@ -264,3 +264,42 @@ to = "ftp://drop/relay/{{now:%Y}}"
     assert daemon.returncode == 0, err
     assert {p.name: digest(p) for p in out.iterdir()} == sent
     assert sorted(p.name for p in drop.iterdir()) == ["done"]
+
+
+def test_ferryman_killed_mid_upload_resumes_without_duplicates(tmp_path: Path, sftp_server: SshServer,
+                                                               ftp: FtpServer) -> None:
+    """SIGKILL while a file is half written on the server: the next run rewrites the same
+    temporary name, renames once, and never leaves a second copy or a temporary file."""
+    out = tmp_path / "sftp-out"
+    config = tmp_path / "ferryman.toml"
+    config.write_text(f"""
+[ferryman]
+root = "state"
+{connections(sftp_server, ftp)}
+[flows.out]
+[flows.out.source]
+type = "folder"
+path = "in"
+settle = "100ms"
+
+[[flows.out.steps]]
+type = "deliver"
+to = "sftp://partner{out}"
+if_exists = "rename"
+""")
+    source = tmp_path / "in"
+    source.mkdir()
+    for n in range(FILES):
+        (source / f"export-{n:02d}.bin").write_bytes(os.urandom(SIZE + n))
+    expected = tree(source)
+    first = start_ferryman("run", "--once", "-c", str(config), env=ENV)
+    try:
+        wait_for(lambda: out.exists() and any(p.stat().st_size > 0 for p in out.glob("*.in_progress")),
+                 timeout=60, interval=0.002)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+    assert list(out.glob("*.in_progress")), "killed mid-upload"
+    again = ferryman("run", "--once", "-c", str(config), env=ENV, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert tree(out) == expected
