@@ -4,8 +4,8 @@ Each item goes through what the engine does to it: admit, claim, step_done,
 finish (admit and finish wait until their commit is on disk).  The baseline,
 measured in the same run on the same disk, is a plain loop that inserts one
 SQLite row per item and commits it (WAL, synchronous=FULL): what a script that
-journals each file durably pays.  Runs each case REPEATS times and prints the
-median as a markdown table.  ``BENCH_SMALL=1`` uses 1,000 items.
+journals each file durably pays.  Runs the cases REPEATS times, interleaved,
+and prints the medians as a markdown table.  ``BENCH_SMALL=1`` uses 1,000 items.
 
     .venv/bin/python bench/bench_journal.py
 """
@@ -29,7 +29,7 @@ from ferryman.journal.sqlite import SqliteJournal
 
 ITEMS = 1_000 if os.environ.get("BENCH_SMALL") else 10_000
 THREADS = 4
-REPEATS = 3
+REPEATS = 5
 
 
 def baseline(folder: Path) -> tuple[float, int]:
@@ -102,14 +102,9 @@ def batched(folder: Path) -> tuple[float, int]:
     return elapsed, journal.commits
 
 
-def measure(case: Callable[[Path], tuple[float, int]]) -> tuple[float, int]:
-    """Median seconds over REPEATS runs, each in a fresh folder next to the others."""
-    runs = []
-    for _ in range(REPEATS):
-        with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as folder:
-            runs.append(case(Path(folder)))
-    seconds = statistics.median(r[0] for r in runs)
-    return seconds, int(statistics.median(r[1] for r in runs))
+def run_once(case: Callable[[Path], tuple[float, int]]) -> tuple[float, int]:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as folder:
+        return case(Path(folder))
 
 
 def main() -> None:
@@ -118,17 +113,22 @@ def main() -> None:
         (f"ferryman SQLite, {THREADS} threads, items admitted one by one", one_by_one),
         (f"ferryman SQLite, {THREADS} threads, items admitted in one batch", batched),
     ]
+    # Rounds interleave the cases, so a busy moment on a shared machine hits them all alike.
+    runs: dict[str, list[tuple[float, int]]] = {name: [] for name, _ in cases}
+    for _ in range(REPEATS):
+        for name, case in cases:
+            runs[name].append(run_once(case))
     print(f"{ITEMS:,} items; admit + claim + step_done + finish per item; "
-          f"median of {REPEATS} runs; synchronous=FULL everywhere\n")
+          f"median of {REPEATS} interleaved runs; synchronous=FULL everywhere\n")
     print("| case | items/s | commits | commits/item | vs baseline |")
     print("| --- | ---: | ---: | ---: | ---: |")
     base_rate = 0.0
-    for name, case in cases:
-        seconds, commits = measure(case)
-        rate = ITEMS / seconds
+    for name, _ in cases:
+        rate = statistics.median(ITEMS / seconds for seconds, _ in runs[name])
+        commits = int(statistics.median(c for _, c in runs[name]))
         base_rate = base_rate or rate
         print(f"| {name} | {rate:,.0f} | {commits:,} | {commits / ITEMS:.2f} | "
-              f"{rate / base_rate:.2f}x |", flush=True)
+              f"{rate / base_rate:.2f}x |")
 
 
 if __name__ == "__main__":
