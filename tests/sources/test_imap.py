@@ -327,3 +327,23 @@ ca_file = "{dovecot.cert}"
         assert expected in done.stdout
         assert "wrong" not in done.stdout
     assert "login refused" in done.stdout
+
+
+@pytest.mark.parametrize("snippet, message", [
+    ({"idle_restart": "45m"}, "idle_restart must be between 1s and 29m"),
+    ({"link_pattern": "https?://(["}, "link_pattern: not a valid regex"),
+    ({"match": {"since": "last tuesday"}}, "neither a date"),
+    ({"take": "body"}, "take: Input should be 'attachments', 'link' or 'message'"),
+    ({"after": {"move": " "}}, "name the mailbox to move mails to"),
+    ({"after": "archive"}, "after"),
+    ({"match": {"header": {"X-A": "1"}}}, "unknown key"),
+])
+def test_config_errors(snippet: dict[str, object], message: str) -> None:
+    from ferryman.config import validate
+    from ferryman.errors import ConfigError
+
+    raw = {"connections": {"mail": {"type": "imap", "host": "h", "user": "u", "password": "p"}},
+           "flows": {"f": {"source": {"type": "imap", "connection": "mail", **snippet}}}}
+    with pytest.raises(ConfigError) as info:
+        validate(raw)
+    assert message in str(info.value)

@@ -100,3 +100,22 @@ def test_a_server_that_is_down_for_a_while(fresh_dovecot: Dovecot, make_source: 
         server.append(user, mail("back", export_id=777, body="https://x.test/1.zip"))
         wait_for(lambda: watcher.subjects() == ["back"], timeout=20)
     assert any("connection" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_a_mailbox_that_vanishes_is_reported_and_watched_again(dovecot: Dovecot, make_source: MakeSource,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    user = dovecot.new_user()
+    with dovecot.client(user) as client:
+        client.create_folder("Exports")
+    dovecot.append(user, mail("first", export_id=777, body="https://x.test/1.zip"), mailbox="Exports")
+    source = make_source(dovecot, user, mailbox="Exports", idle=False, poll_interval="100ms", **ITRP)
+    with caplog.at_level(logging.ERROR), watching(source) as watcher:
+        wait_for(lambda: watcher.subjects() == ["first"])
+        with dovecot.client(user) as client:
+            client.delete_folder("Exports")
+        # The server drops the session that had it selected; the reconnection finds no mailbox.
+        wait_for(lambda: any("the mailbox does not exist" in r.getMessage() for r in caplog.records), timeout=15)
+        with dovecot.client(user) as client:
+            client.create_folder("Exports")
+        dovecot.append(user, mail("second", export_id=777, body="https://x.test/2.zip"), mailbox="Exports")
+        wait_for(lambda: watcher.subjects() == ["first", "second"], timeout=20)
