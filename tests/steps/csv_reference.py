@@ -39,8 +39,15 @@ def reference(text: str, options: Options) -> str:
     return out.getvalue()
 
 
-def rewrite(text: str, options: Options, read_size: int = 1 << 20, encoding: str = "utf-8") -> str:
-    """What the csv step's engine writes for `text`."""
+def rewrite(text: str, options: Options, read_size: int = 1 << 20, encoding: str = "utf-8",
+            binary: bool = False) -> str:
+    """What the csv step's engine writes for `text` (working on bytes where it can with `binary`)."""
     out: list[str] = []
-    Rewriter(options, out.append).run(LineSource(io.BytesIO(text.encode(encoding)), encoding, "strict", read_size))
+
+    def write(piece: str | bytes) -> None:
+        out.append(piece.decode(encoding) if isinstance(piece, bytes) else piece)
+
+    rewriter = Rewriter(options, write, encoding if binary else None)
+    source = LineSource(io.BytesIO(text.encode(encoding)), encoding, "strict", read_size, binary=rewriter.binary)
+    rewriter.run(source)
     return "".join(out)

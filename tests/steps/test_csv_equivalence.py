@@ -56,15 +56,20 @@ def options(draw: st.DrawFn) -> Options:
 
 
 def same_as_reference(text: str, opts: Options, read_size: int) -> None:
+    same_as_reference_in(text, opts, read_size, binary=False)
+    same_as_reference_in(text, opts, read_size, binary=True)
+
+
+def same_as_reference_in(text: str, opts: Options, read_size: int, binary: bool) -> None:
     try:
         want: str | type[Exception] = reference(text, opts)
     except (csv.Error, Unterminated, ValueError):
         want = CsvFormatError
     try:
-        got: str | type[Exception] = rewrite(text, opts, read_size)
+        got: str | type[Exception] = rewrite(text, opts, read_size, binary=binary)
     except CsvFormatError:
         got = CsvFormatError
-    assert got == want, (text, opts)
+    assert got == want, (text, opts, binary)
 
 
 @pytest.fixture(autouse=True)

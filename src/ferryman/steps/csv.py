@@ -31,7 +31,16 @@ from ferryman.errors import PermanentError
 from ferryman.item import Item
 from ferryman.model import Model
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
-from ferryman.steps.csv_rewrite import CHUNK, CsvFormatError, Dialect, LineSource, Options, Rewriter, Rule
+from ferryman.steps.csv_rewrite import (
+    CHUNK,
+    CsvFormatError,
+    Dialect,
+    LineSource,
+    Options,
+    Rewriter,
+    Rule,
+    binary_safe,
+)
 from ferryman.transports.local import os_errors
 
 QUOTING = {
@@ -212,21 +221,23 @@ class CsvStep(Step[CsvConfig]):
             detected = first_line_ending(source) if config.output.lineterminator is None else "\r\n"
             options = config.options(detected)
             encoding = config.input.encoding or "utf-8"
-            has_bom = raw.read(3) == codecs.BOM_UTF8
-            raw.seek(0)
-            is_utf8 = codecs.lookup(encoding).name == "utf-8"
-            if is_utf8 and config.input.bom is not False:
-                encoding = "utf-8-sig"
+            has_bom = raw.read(3) == codecs.BOM_UTF8 and codecs.lookup(encoding).name == "utf-8"
+            raw.seek(3 if has_bom and config.input.bom is not False else 0)
             out_encoding = config.output.encoding or config.input.encoding or "utf-8"
+            errors = config.input.errors or "strict"
+            same = codecs.lookup(encoding).name == codecs.lookup(out_encoding).name
+            binary = same and errors == "strict" and (config.output.errors or "strict") == "strict"
             encoder = codecs.getincrementalencoder(out_encoding)(config.output.errors or "strict")
             write_bom = config.output.bom
             if write_bom is None:
                 write_bom = has_bom and config.input.bom is not False
             if write_bom and codecs.lookup(out_encoding).name == "utf-8":
                 out.write(codecs.BOM_UTF8)
-            lines = LineSource(raw, encoding, config.input.errors or "strict", CHUNK)
 
-            def write(text: str) -> None:
+            def write(text: str | bytes) -> None:
+                if isinstance(text, bytes):
+                    out.write(text)
+                    return
                 try:
                     out.write(encoder.encode(text))
                 except UnicodeEncodeError as exc:
@@ -235,8 +246,10 @@ class CsvStep(Step[CsvConfig]):
                         lines.line, f"{char!r} cannot be written in {out_encoding} (set output.errors = 'replace')"
                     ) from None
 
+            rewriter = Rewriter(options, write, encoding if binary and binary_safe(encoding) else None)
+            lines = LineSource(raw, encoding, errors, CHUNK, binary=rewriter.binary)
             try:
-                stats = Rewriter(options, write).run(lines)
+                stats = rewriter.run(lines)
                 out.write(encoder.encode("", final=True))
             except CsvFormatError as exc:
                 raise PermanentError(f"csv: {source.name}: {exc}") from None

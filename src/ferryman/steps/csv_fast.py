@@ -27,8 +27,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any
 
 from ferryman.steps.csv_rewrite import Dialect, Options, Rule
 
@@ -136,30 +138,149 @@ def _plain_escapes(repl: str) -> bool:
     return re.fullmatch(r"(?:[^\\]|\\[1-9]\d*|\\g<\w+>|\\[nrt\\])*", repl) is not None
 
 
-class FastPlan:
-    """The fast path for one set of options (None from `build` when they need the slow path)."""
+def literal_chain(rule: Rule, alphabet: set[str]) -> list[tuple[str, str]] | None:
+    """``str.replace`` steps that do what ``re.sub`` does for `rule`, when that is provably so.
 
-    def __init__(self, options: Options, quoting: set[str], limit: int) -> None:
+    The pattern is expanded into the literal strings it can match (small
+    patterns like ``\\r?\\n`` or ``[\\r\\n]`` only); replacing them longest first
+    is then checked against ``re.sub`` on every string of up to 6 characters
+    over the pattern's alphabet plus one other character.
+    """
+    if not re.fullmatch(r"[^\\]*", rule.repl):
+        return None
+    try:
+        parsed = sre_parse.parse(rule.pattern.pattern, rule.pattern.flags & ~re.UNICODE)
+    except re.error:
+        return None
+
+    def expand(items: object) -> list[str] | None:
+        results = [""]
+        for op, arg in items:  # type: ignore[attr-defined]
+            options: list[str] | None
+            if op is sre.LITERAL:
+                options = [chr(arg)]
+            elif op is sre.IN and all(sub_op is sre.LITERAL for sub_op, _ in arg):
+                options = [chr(c) for _, c in arg]
+            elif op is sre.SUBPATTERN:
+                options = expand(arg[3])
+            elif op is sre.BRANCH:
+                options = []
+                for branch in arg[1]:
+                    sub = expand(branch)
+                    if sub is None:
+                        return None
+                    options += sub
+            elif op is sre.MAX_REPEAT and arg[1] <= 2:
+                inner = expand(arg[2])
+                if inner is None:
+                    return None
+                options = []
+                for count in range(arg[1], arg[0] - 1, -1):
+                    options += ["".join(p) for p in _product(inner, count)]
+            else:
+                return None
+            if options is None:
+                return None
+            results = [r + o for r in results for o in options]
+            if len(results) > 16:
+                return None
+        return results
+
+    strings = expand(parsed)
+    if not strings or "" in strings:
+        return None
+    chain = [(s, rule.repl) for s in sorted(dict.fromkeys(strings), key=len, reverse=True)]
+    letters = [*sorted(alphabet), "x"]
+    for length in range(7):
+        for combo in _product(letters, length):
+            sample = "".join(combo)
+            replaced = sample
+            for old, new in chain:
+                replaced = replaced.replace(old, new)
+            if replaced != rule.pattern.sub(rule.repl, sample):
+                return None
+    return chain
+
+
+def _product(items: list[str], count: int) -> list[tuple[str, ...]]:
+    import itertools
+
+    return list(itertools.product(items, repeat=count))
+
+
+class FastPlan:
+    """The fast path for one set of options (None from `build` when they need the slow path).
+
+    Works on str, or on bytes (`binary`) when the file's encoding is
+    ASCII-safe and the same on both sides: every constant below is then bytes.
+    """
+
+    def __init__(self, options: Options, quoting: set[str], limit: int, encoding: str | None) -> None:
         din, dout = options.input, options.output
         assert din.quotechar is not None
-        self.q = din.quotechar
-        self.d_in = din.delimiter
-        self.d_out = dout.delimiter
-        self.lt = dout.lineterminator
-        self.rules = [(rule.pattern, rule.repl) for rule in options.rules]
+        self.binary = encoding is not None
+        conv: Callable[[str], Any] = str
+        self.encoding = encoding
+        q = din.quotechar
+        self.q = conv(q)
+        self.qq = conv(q + q)
+        self.sentinel = conv(SENTINEL)
+        self.empty = conv("")
+        self._pick_separator = (self.qq, self.sentinel).__getitem__
+        self._pick_quote = (self.empty, self.q).__getitem__
+        self.d_in = conv(din.delimiter)
+        self.d_out = conv(dout.delimiter)
+        self.lt = conv(dout.lineterminator)
+        self.cr, self.nl, self.crlf = conv("\r"), conv("\n"), conv("\r\n")
+        self.eols = (self.cr, self.nl)
         self.limit = limit
         self.rows = 0
         """Records written so far."""
         # values holding these are quoted by the writer; unquoted input fields holding one need the slow path
-        self.special = re.compile(f"[{re.escape(''.join(sorted(quoting)))}]")
-        # a quote must open or close a field: text between quoted parts starts and ends at a delimiter
-        # or a line end; searched forward and on the reversed text, each a search for a literal
-        self.bad = re.compile(f"{SENTINEL}[^{re.escape(self.d_in + _EOL_CHARS + SENTINEL)}]")
-        self.extra = "".join(sorted(quoting - {self.d_in, self.q, "\r", "\n"}))
-        self.structure = re.compile(f"[{re.escape(self.d_in + self.q + _EOL_CHARS)}]")
+        kept = "".join(sorted(quoting)) + SENTINEL
+        delete = bytes(b for b in range(256) if chr(b) not in kept)
+        others = re.compile(f"[^{re.escape(kept)}]+")
+        self._specials_only: Callable[[str], str] = lambda text: _bytewise(
+            text, lambda b: b.translate(None, delete), lambda t: others.sub("", t)
+        )
+        # a quoted field must be a whole field: text between quoted fields starts and ends at a delimiter or
+        # a line end; searched forward and on the reversed text, each a search for a literal
+        # (after swapping the delimiters in the whole block, the outside delimiter is the output's)
+        extra = sorted(quoting - {din.delimiter, q, "\r", "\n"})
+        self.checks = {
+            swapped: (
+                re.compile(conv(f"{SENTINEL}[^{re.escape(delimiter + _EOL_CHARS + SENTINEL)}]")),
+                [conv(other if c == delimiter else c) for c in extra],
+            )
+            for swapped, delimiter, other in ((False, din.delimiter, dout.delimiter),
+                                              (True, dout.delimiter, din.delimiter))
+        }
+        self.swapping = din.delimiter != dout.delimiter
+        swaps = str.maketrans({din.delimiter: dout.delimiter, dout.delimiter: din.delimiter})
+        try:
+            table = bytes.maketrans((self.d_in + self.d_out).encode("latin-1"),
+                                    (self.d_out + self.d_in).encode("latin-1"))
+        except UnicodeEncodeError:
+            table = None
+        self._byte_swaps = table if self.swapping else None
+        self._swap: Callable[[str], str] = lambda text: _bytewise(
+            text, (lambda b: b.translate(table)) if table else None, lambda t: t.translate(swaps)
+        )
+        self.lines = 0
+        """Physical lines in the last block `transform` rewrote."""
+        self.structure = re.compile(conv(f"[{re.escape(din.delimiter + q + _EOL_CHARS)}]"))
+        self.rules: list[tuple[Any, Any]] = []
+        self.chains: list[list[tuple[Any, Any]] | None] = []
+        for rule in options.rules:
+            chain = literal_chain(rule, pattern_alphabet(rule.pattern.pattern, rule.pattern.flags) or set())
+            # with `encoding`, text is the file's bytes seen as latin-1: replacements must be too
+            view: Callable[[str], str] = (lambda t: t.encode(encoding).decode("latin-1")) if encoding else str
+            self.rules.append((rule.pattern, view(rule.repl)))
+            self.chains.append([(view(a), view(b)) for a, b in chain] if chain else None)
 
     @classmethod
-    def build(cls, options: Options) -> FastPlan | None:
+    def build(cls, options: Options, encoding: str | None = None) -> FastPlan | None:
+        """The plan for `options`; on bytes when `encoding` is given and every character involved is ASCII."""
         din, dout = options.input, options.output
         if (
             options.columns is not None or options.rename or options.check_columns or options.skip_blank_lines
@@ -182,9 +303,11 @@ class FastPlan:
         quoting = quoting_chars(dout, candidates)
         if quoting is None or q not in quoting or dout.delimiter not in quoting:
             return None
-        return cls(options, quoting, csv.field_size_limit())
+        if encoding is not None and not _ascii_only(options, quoting, encoding):
+            encoding = None
+        return cls(options, quoting, csv.field_size_limit(), encoding)
 
-    def cut(self, text: str, final: bool) -> int:
+    def cut(self, text: Any, final: bool) -> int:
         """The end of the last record in `text` (whole lines) by quote parity; 0 when there is none.
 
         Only meaningful when the block then passes `transform`'s structure check.
@@ -196,105 +319,163 @@ class FastPlan:
             return end
         while odd:
             k = text.rfind(q, 0, end)
-            eol = max(text.rfind("\n", 0, k), text.rfind("\r", 0, k))
+            eol = max(text.rfind(self.nl, 0, k), text.rfind(self.cr, 0, k))
             if eol < 0:
                 return 0
             odd = (odd + text.count(q, eol + 1, end)) % 2
             end = eol + 1
         return end
 
-    def transform(self, text: str, final: bool) -> str | None:
-        """The csv writer's output for the whole records in `text`, or None to use the slow path."""
-        if SENTINEL in text:
+    def prepare(self, block: str | bytes) -> str:
+        """The text `transform` takes: a block of whole records (the file's bytes, seen as latin-1, in
+        binary mode), with the input and output delimiters swapped everywhere when they differ."""
+        if isinstance(block, bytes):
+            return (block.translate(self._byte_swaps) if self._byte_swaps else block).decode("latin-1")
+        return self._swap(block) if self.swapping else block
+
+    def transform(self, text: Any, final: bool) -> Any:
+        """The csv writer's output for the whole records in `text` (from `prepare`), or None to use the
+        slow path.
+
+        Every step is one C-level operation over the block or over a list:
+        no Python code runs per field.
+        """
+        sentinel, q, empty, cr, nl = self.sentinel, self.q, self.empty, self.cr, self.nl
+        if sentinel in text:
             return None
-        q = self.q
+        if len(text) > self.limit and not self._runs_within_limit(text):
+            return None
+        swapped = self.swapping  # `prepare` swapped the delimiters in the whole block
         parts = text.split(q)
         if len(parts) % 2 == 0:
             return None
         outs = parts[0::2]
-        joined_outs = SENTINEL.join(outs)
-        if self.bad.search(joined_outs) or self.bad.search(joined_outs[::-1]):
-            return None
-        if any(char in joined_outs for char in self.extra):
-            return None
+        joined_outs = sentinel.join(outs)
+        bad, extra = self.checks[swapped]
+        if bad.search(joined_outs) or bad.search(joined_outs[::-1]):
+            return None  # a quote inside an unquoted field, or text after a closing quote
+        if any(char in joined_outs for char in extra):
+            return None  # an unquoted value the output would have to quote
         ins = parts[1::2]
-        limit = self.limit
-        if ins and max(map(len, ins)) > limit:
-            return None
-        if len(text) > limit and not self._runs_within_limit(text):
-            return None
-        last = len(outs) - 1
-        escapes: list[int] = []
-        j = 0
-        while True:
-            try:
-                j = outs.index("", j + 1, last)
-            except ValueError:
-                break
-            escapes.append(j)
-        if escapes and not self._chains_within_limit(ins, escapes):
-            return None
-
-        if self.rules and ins:
-            joined_ins = SENTINEL.join(ins)
-            for pattern, repl in self.rules:
-                joined_ins = pattern.sub(repl, joined_ins)
-            new_ins = joined_ins.split(SENTINEL)
+        if len(outs) > 2:
+            # between two quoted parts: an empty outside part is an escaped quote, anything else a new field
+            middle = outs[1:-1]
+            pieces: list[Any] = [None] * (2 * len(ins) - 1)
+            pieces[0::2] = ins
+            pieces[1::2] = map(self._pick_separator, map(bool, middle))
+            joined = empty.join(pieces)
+            field_outs = [outs[0], *filter(None, middle), outs[-1]]
         else:
-            new_ins = ins
-        if self.d_in != self.d_out:
-            joined_outs = joined_outs.replace(self.d_in, self.d_out)
-        joined_outs = self._line_ends(joined_outs)
-        new_outs = joined_outs.split(SENTINEL) if ins else [joined_outs]
-
-        search = self.special.search
-        quoted = [p if search(p) is None else q + p + q for p in new_ins]
-        for j in escapes:  # a value with an escaped quote always keeps its quotes
-            quoted[j - 1] = q + new_ins[j - 1] + q
-            quoted[j] = q + new_ins[j] + q
-        i = -1
-        while True:  # a record of one empty value is written as ""
-            try:
-                i = new_ins.index("", i + 1)
-            except ValueError:
-                break
-            before, after = outs[i], outs[i + 1]
-            starts = (before[-1] in _EOL_CHARS) if before else i == 0
-            ends = (after[0] in _EOL_CHARS) if after else i + 1 == last
-            if starts and ends:
-                quoted[i] = q + q
-
-        parts[0::2] = new_outs
-        parts[1::2] = quoted
-        out = "".join(parts)
-        self.rows += joined_outs.count(self.lt)
-        if final and text and not (outs[-1] and outs[-1][-1] in _EOL_CHARS):
+            joined = ins[0] if ins else empty
+            field_outs = outs
+        if len(joined) > self.limit and not self._gaps_within_limit(joined):
+            return None
+        if swapped:
+            joined = self._swap(joined)  # the values' own delimiters back
+        records, uniform = self._line_ends_outside(joined_outs)
+        self.lines = records + _lines(joined, cr, nl, self.crlf)
+        self.rows += records
+        for (pattern, repl), chain in zip(self.rules, self.chains, strict=True):
+            if chain is None:
+                joined = pattern.sub(repl, joined)
+            else:
+                for old, new in chain:
+                    joined = joined.replace(old, new)
+        if not uniform:
+            field_outs = self._line_ends(sentinel.join(field_outs)).split(sentinel)
+        if not ins:
+            out = field_outs[0]
+        else:
+            values = joined.split(sentinel)
+            # the writer quotes a value holding a special character: keep just those, one bulk pass
+            specials = self._specials_only(joined).split(sentinel)
+            quotes = list(map(self._pick_quote, map(bool, specials)))
+            if empty in values:
+                self._lone_empty_values(quotes, values, outs if len(outs) <= 2 else
+                                        [outs[0], *filter(None, outs[1:-1]), outs[-1]])
+            pieces = [None] * (4 * len(values) + 1)
+            pieces[0::4] = field_outs
+            pieces[1::4] = quotes
+            pieces[2::4] = values
+            pieces[3::4] = quotes
+            out = empty.join(pieces)
+        if final and text and not outs[-1].endswith(self.eols):
             out += self.lt
             self.rows += 1
         return out
 
-    def _line_ends(self, text: str) -> str:
-        """Every ``\\r\\n``, ``\\r`` and ``\\n`` (outside quotes) as the output line terminator."""
-        lf, cr = text.count("\n"), text.count("\r")
-        if cr == 0:
-            return text if self.lt == "\n" else text.replace("\n", self.lt)
-        if lf == cr == text.count("\r\n") and self.lt == "\r\n":
-            return text
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        return text if self.lt == "\n" else text.replace("\n", self.lt)
+    def _lone_empty_values(self, quotes: list[Any], values: list[Any], outs: list[Any]) -> None:
+        """A record of one empty value is written as two quotes (an empty line would be no value at all)."""
+        last, empty, i = len(outs) - 1, self.empty, -1
+        while True:
+            try:
+                i = values.index(empty, i + 1)
+            except ValueError:
+                return
+            before, after = outs[i], outs[i + 1]
+            starts = before.endswith(self.eols) if before else i == 0
+            ends = after.startswith(self.eols) if after else i + 1 == last
+            if starts and ends:
+                quotes[i] = self.q
 
-    def _runs_within_limit(self, text: str) -> bool:
+    def _line_ends_outside(self, text: str) -> tuple[int, bool]:
+        """(line ends in `text`, whether they all are the output's line terminator already)."""
+        cr, nl = self.cr, self.nl
+        lfs, crs = text.count(nl), text.count(cr)
+        if not crs:
+            return lfs, self.lt == nl
+        crlfs = text.count(self.crlf)
+        return lfs + crs - crlfs, self.lt == self.crlf and crs == lfs == crlfs
+
+    def _line_ends(self, text: Any) -> Any:
+        """Every ``\\r\\n``, ``\\r`` and ``\\n`` (outside quotes) as the output line terminator."""
+        cr, nl, lt = self.cr, self.nl, self.lt
+        crs = text.count(cr)
+        if crs == 0:
+            return text if lt == nl else text.replace(nl, lt)
+        if lt == self.crlf and crs == text.count(nl) == text.count(self.crlf):
+            return text
+        text = text.replace(self.crlf, nl).replace(cr, nl)
+        return text if lt == nl else text.replace(nl, lt)
+
+    def _gaps_within_limit(self, joined: Any) -> bool:
+        """No value (between two sentinels) longer than the field size limit (checked by windows)."""
+        step, sentinel = self.limit // 2, self.sentinel
+        return all(joined.find(sentinel, start, start + step) >= 0 for start in range(0, len(joined) - step, step))
+
+    def _runs_within_limit(self, text: Any) -> bool:
         """No run of non-structural characters longer than the field size limit (checked by windows)."""
         step = self.limit // 2
         search = self.structure.search
         return all(search(text, start, start + step) is not None for start in range(0, len(text) - step, step))
 
-    def _chains_within_limit(self, ins: list[str], escapes: list[int]) -> bool:
-        """Values with escaped quotes (several inside parts) stay within the field size limit."""
-        total, previous = 0, -2
-        for j in escapes:
-            total = total + len(ins[j]) + 1 if j == previous + 1 else len(ins[j - 1]) + len(ins[j]) + 1
-            if total > self.limit:
-                return False
-            previous = j
-        return True
+
+def _lines(text: str, cr: str, nl: str, crlf: str) -> int:
+    """Line ends in `text` as ``open(newline="")`` counts them."""
+    crs = text.count(cr)
+    return text.count(nl) + (crs - text.count(crlf) if crs else 0)
+
+
+def _bytewise(text: str, on_bytes: Callable[[bytes], bytes] | None, on_text: Callable[[str], str]) -> str:
+    """`on_bytes` on the latin-1 bytes of `text` when it has no other characters (a fast C pass), else `on_text`."""
+    if on_bytes is not None:
+        try:
+            return on_bytes(text.encode("latin-1")).decode("latin-1")
+        except UnicodeEncodeError:
+            pass
+    return on_text(text)
+
+
+def _ascii_only(options: Options, quoting: set[str], encoding: str) -> bool:
+    """Whether the plan's characters and patterns can be used as bytes of `encoding`."""
+    din, dout = options.input, options.output
+    chars = {din.delimiter, dout.delimiter, din.quotechar or "", *dout.lineterminator, *quoting}
+    if not all(c.isascii() for c in chars):
+        return False
+    try:
+        for rule in options.rules:
+            rule.pattern.pattern.encode("ascii")
+            rule.repl.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    return True

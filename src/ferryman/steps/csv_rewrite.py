@@ -36,6 +36,7 @@ MAX_LINE = 32 << 20
 """A single line longer than this fails the file (it would have to be held in memory whole)."""
 
 _EOL = re.compile(r"\r\n|\r|\n")
+_EOL_BYTES = re.compile(rb"\r\n|\r|\n")
 
 
 class CsvFormatError(Exception):
@@ -100,15 +101,36 @@ class Stats:
     slow_chars: int = 0
 
 
-class LineSource:
-    """Decoded text of a binary stream, handed out as blocks of whole lines or one line at a time."""
+ASCII_SAFE = ("utf-8", "ascii", "latin-1", "iso8859-", "cp125")
+"""Codecs in which the ASCII structure characters are single bytes that never occur inside another character."""
 
-    def __init__(self, raw: IO[bytes], encoding: str, errors: str, read_size: int = CHUNK) -> None:
+
+def binary_safe(encoding: str) -> bool:
+    """Whether text in `encoding` can be split at ASCII quotes, delimiters and line ends without decoding."""
+    name = codecs.lookup(encoding).name
+    return name.startswith(ASCII_SAFE) and "sig" not in name
+
+
+class LineSource:
+    """The text of a binary stream, handed out as blocks of whole lines or one line at a time.
+
+    With ``binary = True`` (an ASCII-safe encoding) blocks stay bytes in that
+    encoding, which saves decoding and encoding them; `check` validates a
+    block, and `lines` decodes each line for the csv reader.
+    """
+
+    def __init__(self, raw: IO[bytes], encoding: str, errors: str, read_size: int = CHUNK,
+                 binary: bool = False) -> None:
         self._raw = raw
         self._encoding = encoding
+        self._errors = errors
         self._decoder = codecs.getincrementaldecoder(encoding)(errors)
         self._read_size = read_size
-        self.buf = ""
+        self.binary = binary
+        self._cr: Any = b"\r" if binary else "\r"
+        self._nl: Any = b"\n" if binary else "\n"
+        self._eol = _EOL_BYTES if binary else _EOL
+        self.buf: Any = b"" if binary else ""
         self.pos = 0
         self.eof = False
         self.line = 0
@@ -117,21 +139,20 @@ class LineSource:
         self.exhausted = False
 
     def _fill(self) -> bool:
-        """Read and decode one more piece; False at the end of the stream."""
+        """Read (and decode) one more piece; False at the end of the stream."""
         if self.eof:
             return False
         data = self._raw.read(self._read_size)
         final = not data
-        try:
-            text = self._decoder.decode(data, final=final)
-        except UnicodeDecodeError as exc:
-            good = data[: exc.start].decode(self._encoding, "replace") if exc.start else ""
-            line = self.line + _count_eols(self.buf, self.pos, len(self.buf)) + _count_eols(good, 0, len(good)) + 1
-            bad = exc.object[exc.start : exc.end]
-            raise CsvFormatError(
-                line, f"bytes {bad!r} are not valid {self._encoding} (set input.encoding, or input.errors = "
-                "'replace' to accept them)"
-            ) from None
+        if self.binary:
+            text: Any = data
+        else:
+            try:
+                text = self._decoder.decode(data, final=final)
+            except UnicodeDecodeError as exc:
+                good = data[: exc.start].decode(self._encoding, "replace") if exc.start else ""
+                line = self.line + self._eols(self.buf, self.pos, len(self.buf)) + _count_eols(good, 0, len(good))
+                raise self._undecodable(line + 1, exc) from None
         if self.pos:
             self.buf = self.buf[self.pos :] + text
             self.pos = 0
@@ -140,16 +161,36 @@ class LineSource:
         self.eof = final
         return True
 
+    def _undecodable(self, line: int, exc: UnicodeDecodeError) -> CsvFormatError:
+        bad = exc.object[exc.start : exc.end]
+        return CsvFormatError(
+            line, f"bytes {bad!r} are not valid {self._encoding} (set input.encoding, or input.errors = "
+            "'replace' to accept them)"
+        )
+
+    def _eols(self, text: Any, start: int, end: int) -> int:
+        crlf = text.count(self._cr + self._nl, start, end)
+        return int(text.count(self._nl, start, end) + text.count(self._cr, start, end) - crlf)
+
+    def check(self, block: bytes) -> None:
+        """Binary mode: raise `CsvFormatError` with the line number if `block` is not valid text."""
+        if block.isascii():
+            return
+        try:
+            block.decode(self._encoding, self._errors)
+        except UnicodeDecodeError as exc:
+            raise self._undecodable(self.line + self._eols(block, 0, exc.start) + 1, exc) from None
+
     def available(self) -> int:
         return len(self.buf) - self.pos
 
-    def block(self, size: int) -> str:
-        """Whole lines from the current position, about `size` characters ("" at the end)."""
+    def block(self, size: int) -> Any:
+        """Whole lines from the current position, about `size` characters (empty at the end)."""
         while self.available() < size and self._fill():
             pass
         buf, pos = self.buf, self.pos
         limit = min(len(buf), pos + size)
-        end = _line_end_before(buf, pos, limit, self.eof)
+        end = _line_end_before(buf, pos, limit, self.eof, self._cr, self._nl)
         while end < 0:
             if self.eof:
                 return buf[pos:]
@@ -157,37 +198,40 @@ class LineSource:
                 raise CsvFormatError(self.line + 1, f"a line longer than {MAX_LINE >> 20} MiB (an unterminated quote?)")
             self._fill()
             buf, pos = self.buf, self.pos
-            end = _line_end_before(buf, pos, len(buf), self.eof)
+            end = _line_end_before(buf, pos, len(buf), self.eof, self._cr, self._nl)
         return buf[pos:end]
 
-    def consume(self, count: int) -> None:
-        """Advance past `count` characters already handled (whole lines)."""
-        self.line += _count_eols(self.buf, self.pos, self.pos + count)
+    def consume(self, count: int, lines: int | None = None) -> None:
+        """Advance past `count` characters already handled (whole lines; `lines` of them when known)."""
+        self.line += self._eols(self.buf, self.pos, self.pos + count) if lines is None else lines
         self.pos += count
         self.consumed += count
 
     def lines(self) -> Iterator[str]:
         """Lines as ``open(newline="")`` splits them; sets `exhausted` when the stream ends."""
         while True:
-            match = _EOL.search(self.buf, self.pos)
-            while match is None or (match.group() == "\r" and match.end() == len(self.buf) and not self.eof):
+            match = self._eol.search(self.buf, self.pos)
+            while match is None or (match.end() - match.start() == 1 and match.group() == self._cr
+                                    and match.end() == len(self.buf) and not self.eof):
                 if self.available() > MAX_LINE:
                     raise CsvFormatError(self.line + 1, f"a line longer than {MAX_LINE >> 20} MiB")
                 if not self._fill():
                     break
-                match = _EOL.search(self.buf, self.pos)
-            if match is None:
-                if self.available():
-                    text = self.buf[self.pos :]
-                    self.consumed += len(text)
-                    self.pos = len(self.buf)
-                    yield text
+                match = self._eol.search(self.buf, self.pos)
+            end = len(self.buf) if match is None else match.end()
+            if end == self.pos:
                 self.exhausted = True
                 return
-            text = self.buf[self.pos : match.end()]
-            self.pos = match.end()
-            self.line += 1
+            text = self.buf[self.pos : end]
+            self.pos = end
             self.consumed += len(text)
+            if match is not None:
+                self.line += 1
+            if self.binary:
+                try:
+                    text = text.decode(self._encoding, self._errors)
+                except UnicodeDecodeError as exc:
+                    raise self._undecodable(self.line + (match is None), exc) from None
             yield text
 
 
@@ -196,20 +240,20 @@ def _count_eols(text: str, start: int, end: int) -> int:
     return text.count("\n", start, end) + text.count("\r", start, end) - crlf
 
 
-def _line_end_before(buf: str, start: int, limit: int, eof: bool) -> int:
+def _line_end_before(buf: Any, start: int, limit: int, eof: bool, cr: Any, nl: Any) -> int:
     """The end of the last complete line in ``buf[start:limit]`` (-1 if none).
 
     A ``\\r`` ends a line together with a ``\\n`` right after it (even past
     `limit`); at the very end of the buffer it only ends one at the end of the
     stream, since a ``\\n`` may come with the next read.
     """
-    end = max(buf.rfind("\n", start, limit), buf.rfind("\r", start, limit))
-    while end >= 0 and buf[end] == "\r":
+    end: int = max(buf.rfind(nl, start, limit), buf.rfind(cr, start, limit))
+    while end >= 0 and buf[end : end + 1] == cr:
         if end + 1 < len(buf):
-            return end + 2 if buf[end + 1] == "\n" else end + 1
+            return end + 2 if buf[end + 1 : end + 2] == nl else end + 1
         if eof:
             break
-        end = max(buf.rfind("\n", start, end), buf.rfind("\r", start, end))
+        end = max(buf.rfind(nl, start, end), buf.rfind(cr, start, end))
     return end + 1 if end >= 0 else -1
 
 
@@ -231,7 +275,12 @@ class _Sink:
 class Rewriter:
     """Rewrites one file: `run` reads a `LineSource` and hands output text to `write`."""
 
-    def __init__(self, options: Options, write: Callable[[str], None]) -> None:
+    def __init__(self, options: Options, write: Callable[[Any], None], encoding: str | None = None) -> None:
+        """`write` takes str, or bytes already in `encoding` when the fast path runs on bytes.
+
+        `encoding` (the input's, when the output's is the same and both are
+        strict) lets the fast path work on undecoded bytes.
+        """
         from ferryman.steps.csv_fast import FastPlan
 
         self.options = options
@@ -241,7 +290,8 @@ class Rewriter:
         self._writer = csv.writer(self._sink, **options.output.kwargs())
         self._header: list[str] | None = None
         self._select: list[int] | None = None
-        self._plan = FastPlan.build(options) if options.fast else None
+        self._plan = FastPlan.build(options, encoding) if options.fast else None
+        self.binary = self._plan is not None and self._plan.binary
 
     def run(self, source: LineSource) -> Stats:
         if self._plan is None:
@@ -253,13 +303,20 @@ class Rewriter:
             if not text:
                 break
             final = source.eof and len(text) == source.available()
-            out: str | None = None
+            out: Any = None
+            raw = text
+            text = plan.prepare(raw)  # in binary mode the file's bytes one for one: str operations are faster
             cut = plan.cut(text, final)
             if cut > 0:
-                out = plan.transform(text[:cut] if cut < len(text) else text, final and cut == len(text))
+                block = text[:cut] if cut < len(text) else text
+                if source.binary:
+                    source.check(raw[:cut] if cut < len(raw) else raw)
+                out = plan.transform(block, final and cut == len(text))
+                if out is not None and source.binary:
+                    out = out.encode("latin-1")
             if out is not None:
                 self.write(out)
-                source.consume(cut)
+                source.consume(cut, plan.lines)
                 self.stats.fast_chars += cut
                 size = min(size * 2, CHUNK)
             elif size > MIN_BLOCK and cut != 0:
