@@ -118,14 +118,25 @@ class SeaweedServer:
         self.start()
 
 
+_shared: list[SeaweedServer] = []
+_users = 0
+
+
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
-    server = SeaweedServer(tmp_path_factory.mktemp("seaweedfs"))
-    server.start()
+    """One server for the whole session, even when several test modules import this fixture."""
+    global _users
+    if not _shared:
+        server = SeaweedServer(tmp_path_factory.mktemp("seaweedfs"))
+        server.start()
+        _shared.append(server)
+    _users += 1
     try:
-        yield server
+        yield _shared[0]
     finally:
-        server.stop()
+        _users -= 1
+        if _users == 0:
+            _shared.pop().stop()
 
 
 @pytest.fixture
