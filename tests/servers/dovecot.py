@@ -76,7 +76,8 @@ class _IntrospectionServer(ThreadingHTTPServer):
 class Dovecot:
     """One Dovecot in a fresh folder; call `start()` (the fixtures do)."""
 
-    def __init__(self) -> None:
+    def __init__(self, capability: str | None = None) -> None:
+        """`capability` replaces the CAPABILITY list announced after login (to hide MOVE or UIDPLUS)."""
         require_binary(DOVECOT)
         self.folder = Path(tempfile.mkdtemp(prefix="ferryman-dovecot-"))
         os.chmod(self.folder, 0o755)
@@ -121,6 +122,7 @@ login_trusted_networks = 127.0.0.0/8
 auth_failure_delay = 0
 auth_mechanisms = plain login xoauth2 oauthbearer
 mail_location = maildir:~/Maildir
+{f"imap_capability = {capability}" if capability else ""}
 passdb {{
   driver = passwd-file
   mechanisms = plain login

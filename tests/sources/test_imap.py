@@ -347,3 +347,35 @@ def test_config_errors(snippet: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         validate(raw)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("capability, after, gone, deleted_flag", [
+    ("IMAP4rev1 IDLE UIDPLUS", {"move": "Archive"}, True, False),      # no MOVE: COPY + EXPUNGE of that UID
+    ("IMAP4rev1 IDLE", "delete", False, True),                        # no UIDPLUS: only marked \Deleted
+])
+def test_finalize_without_move_or_uidplus(make_source: MakeSource, capability: str, after: object,
+                                          gone: bool, deleted_flag: bool) -> None:
+    server = Dovecot(capability=capability)
+    server.start()
+    try:
+        user = server.new_user()
+        ours = server.append(user, mail("ours", export_id=777, body="b", attachments=[("a.csv", b"1")]))
+        other = server.append(user, mail("someone else's", export_id=781, body="b"))
+        with server.client(user) as client:
+            client.select_folder("INBOX")
+            client.add_flags([other], [b"\\Deleted"])
+        source = make_source(server, user, match={"headers": {"X-ITRP-ExportID": "777"}}, after=after)
+        (item,) = admit(source, source.scan())
+        with server.client(user) as client:
+            assert not client.has_capability("MOVE")
+        source.finalize(item, Outcome(True))
+        assert (ours not in server.uids(user)) == gone
+        if not gone:
+            assert (b"\\Deleted" in server.flags(user, ours)) == deleted_flag
+        assert other in server.uids(user)                              # never expunged by us
+        if isinstance(after, dict):
+            with server.client(user) as client:
+                client.select_folder("Archive", readonly=True)
+                assert len(client.search("ALL")) == 1
+    finally:
+        server.close()
