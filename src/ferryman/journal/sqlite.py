@@ -51,16 +51,36 @@ GATHER_ROUNDS = 8
 
 
 class _Write:
-    """One queued write: the operation, and how its caller waits for it."""
+    """One queued write: the operation, and how its caller waits for it.
 
-    __slots__ = ("done", "durable", "error", "op", "result")
+    A caller that waits blocks on a plain lock that the writer releases (lighter
+    than an Event: there are several of these per item).
+    """
+
+    __slots__ = ("_gate", "durable", "error", "op", "result", "woken")
 
     def __init__(self, op: Callable[[Cursor], Any], durable: bool, wait: bool) -> None:
         self.op = op
         self.durable = durable
-        self.done = threading.Event() if wait else None
         self.result: Any = None
         self.error: str | None = None
+        self.woken = not wait
+        self._gate: threading.Lock | None = None
+        if wait:
+            self._gate = threading.Lock()
+            self._gate.acquire()
+
+    def wake(self, error: str | None = None) -> None:
+        """Let the caller go on (once); with `error`, its call raises a JournalError."""
+        if not self.woken:
+            self.woken = True
+            self.error = error
+            assert self._gate is not None
+            self._gate.release()
+
+    def wait(self) -> None:
+        assert self._gate is not None
+        self._gate.acquire()
 
 
 class SqliteJournal(SqlJournal):
@@ -170,9 +190,9 @@ class SqliteJournal(SqlJournal):
                         write.result = write.op(cur)
                         if write.durable:
                             waiting.append(write)
-                        elif write.done is not None:
+                        else:
                             # claim: its answer is right already; it need not wait for the fsync
-                            write.done.set()
+                            write.wake()
                     if not waiting or stopping or rounds > GATHER_ROUNDS:
                         break
                     # Someone waits for the commit: first let the threads that are about to
@@ -186,7 +206,7 @@ class SqliteJournal(SqlJournal):
                     self.commits += 1
                     began = None
                     for write in waiting:
-                        write.done.set()  # type: ignore[union-attr]
+                        write.wake()
                     waiting = []
             except BaseException as exc:  # the writer must outlive any failure, or callers hang
                 try:
@@ -197,9 +217,7 @@ class SqliteJournal(SqlJournal):
                 message = f"writing the journal {self.path} failed: {_reason(exc)}"
                 log.error("%s", message)
                 for write in waiting + taken:
-                    if write.done is not None and not write.done.is_set():
-                        write.error = message
-                        write.done.set()
+                    write.wake(message)
                 began, waiting = None, []
 
     def _enqueue(self, write: _Write) -> None:
@@ -211,8 +229,7 @@ class SqliteJournal(SqlJournal):
     def _write(self, op: Callable[[Cursor], T], durable: bool) -> T:
         write = _Write(op, durable, wait=True)
         self._enqueue(write)
-        assert write.done is not None
-        write.done.wait()
+        write.wait()
         if write.error is not None:
             raise JournalError(write.error)
         result: T = write.result
