@@ -32,6 +32,7 @@ import stat
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -814,8 +815,10 @@ if sys.platform.startswith("linux"):
     def _not_stopping_noise(record: logging.LogRecord) -> bool:
         return "called when the thread is inactive" not in str(record.msg)
 
-    # watchdog logs this "error" whenever an emitter stops while it waits for events.
+    # watchdog logs this "error" whenever an emitter stops while it waits for events, and warns
+    # when `mkdir -p a/b` makes it watch b twice: both are harmless noise in a daemon's log.
     logging.getLogger("watchdog.observers.inotify").addFilter(_not_stopping_noise)
+    warnings.filterwarnings("ignore", message="Callback with id .* already exists", category=RuntimeWarning)
 
     class _Observer(InotifyObserver):
         def __init__(self, on_overflow: Callable[[], None]) -> None:
