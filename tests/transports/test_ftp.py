@@ -230,3 +230,18 @@ def test_a_connection_that_died_idle_is_replaced_on_next_use(fresh_ftp_server: F
         t.put(_file(tmp_path, b"2"), "/two")
     assert (fresh_ftp_server.root / "two").read_bytes() == b"2"
     pool.close()
+
+
+@pytest.mark.parametrize("fixture", ["ftp_server", "ftp_plain_server"])
+def test_active_mode(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    server: FtpServer = request.getfixturevalue(fixture)
+    t = FtpTransport(server.connection(passive=False))
+    try:
+        name = f"/active-{uuid.uuid4().hex[:6]}.bin"
+        data = os.urandom(70_000)
+        t.put(_file(tmp_path, data), name)
+        assert [f.size for f in t.list("/") if f.path == name] == [70_000]
+        t.get(name, tmp_path / "back")
+        assert (tmp_path / "back").read_bytes() == data
+    finally:
+        t.close()
