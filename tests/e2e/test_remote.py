@@ -303,3 +303,28 @@ if_exists = "rename"
     again = ferryman("run", "--once", "-c", str(config), env=ENV, timeout=120)
     assert again.returncode == 0, again.stdout + again.stderr
     assert tree(out) == expected
+
+
+def test_once_with_the_source_server_down_says_why(tmp_path: Path, sftp_server: SshServer,
+                                                   ftp: FtpServer) -> None:
+    config = tmp_path / "ferryman.toml"
+    config.write_text(f"""
+[ferryman]
+root = "state"
+{connections(sftp_server, ftp)}
+[flows.pick.source]
+type = "ftp"
+url = "ftp://drop/anything"
+
+[[flows.pick.steps]]
+type = "deliver"
+to = "out"
+""")
+    ftp.stop()
+    try:
+        run = ferryman("run", "--once", "-c", str(config), env=ENV, timeout=60)
+    finally:
+        ftp.start()
+    assert run.returncode == 1
+    assert "connection refused" in run.stdout + run.stderr
+    assert PASSWORD not in run.stdout + run.stderr
