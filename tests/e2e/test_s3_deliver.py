@@ -180,3 +180,28 @@ to = "s3://store/restart/up"
             daemon.send_signal(signal.SIGTERM)
             daemon.communicate(timeout=30)
         store.stop()
+
+
+def test_storage_class_and_templated_metadata_reach_the_object(
+        seaweedfs: SeaweedServer, s3_bucket: str, smtp: SmtpServer, tmp_path: Path) -> None:
+    config = write_config(tmp_path, seaweedfs, s3_bucket, smtp)
+    text = config.read_text().replace(
+        '[[flows.backups.steps]]\ntype = "email"',
+        'storage_class = "STANDARD_IA"\nmetadata = { source = "{name}", flow = "{flow}" }\n\n'
+        '[[flows.backups.steps]]\ntype = "email"')
+    config.write_text(text)
+    (tmp_path / "in" / "pmt_Tuesday.tar").write_bytes(b"backup bytes")
+    done = ferryman("run", "--once", "-c", str(config), env=ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    head = seaweedfs.client().head_object(Bucket=s3_bucket, Key=f"ScheduledBUs/{time.strftime('%Y')}/pmt_Tuesday.tar")
+    assert head["Metadata"] == {"source": "pmt_Tuesday.tar", "flow": "backups"}
+    assert head["StorageClass"] == "STANDARD_IA"
+
+
+def test_s3_options_on_a_local_destination_are_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "ferryman.toml"
+    config.write_text('[flows.x.source]\ntype = "folder"\npath = "in"\n'
+                      '[[flows.x.steps]]\ntype = "deliver"\nto = "out"\nstorage_class = "GLACIER"\n')
+    done = ferryman("check", "-c", str(config))
+    assert done.returncode == 2
+    assert "flows.x.steps[0]: storage_class and metadata apply to s3:// destinations only" in done.stderr

@@ -20,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ferryman import templates
 from ferryman.errors import PermanentError, TransientError
@@ -50,6 +50,18 @@ class DeliverConfig(StepConfig):
         "the transport can compute it (local folders)."
     )
     include: list[str] | None = Field(None, description="Only deliver files whose names match these globs.")
+    storage_class: str | None = Field(None, description="S3 only: storage class, e.g. 'STANDARD_IA' or 'GLACIER'.")
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="S3 only: user metadata of each object; values are templates ({meta.KEY} …)."
+    )
+
+    @model_validator(mode="after")
+    def _s3_only(self) -> DeliverConfig:
+        if (self.storage_class or self.metadata) and parse_location(self.to).scheme != "s3":
+            raise ValueError("storage_class and metadata apply to s3:// destinations only")
+        for value in self.metadata.values():
+            templates.check(value)
+        return self
 
     @field_validator("to")
     @classmethod
@@ -113,7 +125,12 @@ class DeliverStep(Step[DeliverConfig]):
         if final is None:
             return None
         if transport.atomic_put:
-            transport.put(path, final)
+            options = self._put_options(ctx, path)
+            if options:
+                put: Any = transport.put  # S3 takes object options
+                put(path, final, **options)
+            else:
+                transport.put(path, final)
             self._verify(transport, path, size, final)
             return final
         temp = final + self.config.temp_suffix
@@ -125,6 +142,15 @@ class DeliverStep(Step[DeliverConfig]):
             raise
         transport.rename(temp, final)
         return final
+
+    def _put_options(self, ctx: StepContext, path: Path) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if self.config.storage_class:
+            options["storage_class"] = self.config.storage_class
+        if self.config.metadata:
+            values = ctx.values(path)
+            options["metadata"] = {k: templates.render(v, values) for k, v in self.config.metadata.items()}
+        return options
 
     def _discard(self, transport: Transport, temp: str) -> None:
         """Remove a failed upload's temporary file (best effort: the server may be gone)."""
