@@ -379,3 +379,12 @@ def test_finalize_without_move_or_uidplus(make_source: MakeSource, capability: s
                 assert len(client.search("ALL")) == 1
     finally:
         server.close()
+
+
+def test_three_header_values_and_a_non_ascii_subject(dovecot: Dovecot, make_source: MakeSource) -> None:
+    user = dovecot.new_user()
+    for export_id in (1, 2, 3, 4):
+        dovecot.append(user, mail(f"Export {export_id} prêt", export_id=export_id, body="https://x.test/a.zip"))
+    source = make_source(dovecot, user, take="link", headers={"export_id": "X-ITRP-ExportID"},
+                         match={"subject": "prêt", "headers": {"X-ITRP-ExportID": ["1", "3", "4"]}})
+    assert [c.meta["export_id"] for c in source.scan()] == ["1", "3", "4"]

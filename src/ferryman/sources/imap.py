@@ -202,16 +202,14 @@ class ImapSource(Source[ImapSourceConfig]):
         Selecting again on every poll costs time in proportion to the mailbox (the
         server counts unseen mails); NOOP + STATUS answer from the index header.
         """
-        if self._selected is None:
-            self._selected = select_mailbox(client, self.config.mailbox, self.where, readonly=True)[0]
-            return self._selected, 0
-        client.noop()  # lets the server show us mails that arrived since the last command
-        status = client.folder_status(self.config.mailbox, [b"UIDVALIDITY", b"UIDNEXT"])
-        validity = int(status.get(b"UIDVALIDITY", 0))
-        if validity != self._selected:
-            self._selected = select_mailbox(client, self.config.mailbox, self.where, readonly=True)[0]
-            return self._selected, 0
-        return validity, int(status.get(b"UIDNEXT", 0))
+        if self._selected is not None:
+            client.noop()  # lets the server show us mails that arrived since the last command
+            status = client.folder_status(self.config.mailbox, [b"UIDVALIDITY", b"UIDNEXT"])
+            validity = int(status.get(b"UIDVALIDITY", 0))
+            if validity == self._selected:
+                return validity, int(status.get(b"UIDNEXT", 0))
+        self._selected, uidnext = select_mailbox(client, self.config.mailbox, self.where, readonly=True)
+        return self._selected, uidnext
 
     def _scan(self, client: IMAPClient) -> list[Candidate]:
         validity, uidnext = self._position(client)
@@ -271,9 +269,9 @@ class ImapSource(Source[ImapSourceConfig]):
             if "" in values:
                 values = [""]
             terms: list[Any] = [["HEADER", name, v] for v in values]
-            while len(terms) > 1:  # OR takes two keys: OR a (OR b c) …
+            while len(terms) > 1:  # OR takes two keys: OR (HEADER …) (OR (HEADER …) (HEADER …)) …
                 terms = [*terms[:-2], ["OR", terms[-2], terms[-1]]]
-            criteria += terms[0] if len(terms[0]) == 3 else [terms[0]]
+            criteria += terms[0]
         text = " ".join(str(c) for c in criteria)
         charset = "UTF-8" if not text.isascii() else None
         return criteria, charset
