@@ -186,6 +186,8 @@ def test_malformed_mime_does_not_stop_other_mails(dovecot: Dovecot, make_source:
 
     assert len(found) == 3
     assert "problem" in found[0].meta           # nothing to take from it
+    assert "bad base64" in found[1].meta["problem"]
+    assert not (source.spool_root / f"{found[1].meta['mail_uidvalidity']}-2").exists()
     assert found[2].files[0].read_bytes() == b"a,b\n"
     assert "problem" not in found[2].meta
 

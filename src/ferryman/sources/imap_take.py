@@ -66,11 +66,15 @@ class MailTaker:
         spool = self.spool_root / f"{validity}-{mail.uid}"
         shutil.rmtree(spool, ignore_errors=True)
         spool.mkdir(parents=True)
-        if take == "message":
-            target = spool / f"mail-{mail.uid}.eml"
-            self._fetch_to(client, mail.uid, "", Decoder("8bit"), target)
-            return [target], {}
-        return self._attachments(client, mail.uid, found, spool)
+        try:
+            if take == "message":
+                target = spool / f"mail-{mail.uid}.eml"
+                self._fetch_to(client, mail.uid, "", Decoder("8bit"), target)
+                return [target], {}
+            return self._attachments(client, mail.uid, found, spool)
+        except BaseException:
+            shutil.rmtree(spool, ignore_errors=True)  # no half-written files left behind
+            raise
 
     def _find_link(self, client: IMAPClient, uid: int, found: list[Part]) -> str:
         part = text_part(found)
