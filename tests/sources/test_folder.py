@@ -395,13 +395,13 @@ def test_watch_waits_for_a_missing_folder(tmp_path: Path, watching: Any,
 def test_watch_restarts_a_dead_observer_and_rescans(tmp_path: Path, inbox: Path, watching: Any) -> None:
     src = source(tmp_path, settle="0s", rescan="1h")
     w = watching(src)
-    observer = src._observer
+    observer = src.observer
     assert observer is not None
     observer.stop()  # the observer thread dies: events are lost from here on
     observer.join()
     put(inbox / "while-dead.csv")
     w.wait_names("while-dead.csv")  # found by the rescan after the restart
-    assert src._observer is not observer
+    assert src.observer is not observer
     put(inbox / "after.csv")
     w.wait_names("after.csv")
 
@@ -421,7 +421,7 @@ def test_watch_recovers_from_a_real_inotify_queue_overflow(
     count = limit // 2 + 2048  # two events per file (create, close) plus one read buffer
     src = source(tmp_path, settle="0s", rescan="1h")
     w = watching(src)
-    observer = src._observer
+    observer = src.observer
     assert observer is not None
     reader_lock = observer._inotify_fd._lock  # type: ignore[attr-defined]
     with reader_lock:

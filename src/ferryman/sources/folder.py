@@ -23,49 +23,35 @@ import contextlib
 import errno
 import fnmatch
 import itertools
-import logging
 import os
-import queue
 import re
 import shutil
 import stat
-import sys
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
-from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers.api import BaseObserver
 
 from ferryman import templates
+from ferryman.errors import describe
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
 from ferryman.model import Model
 from ferryman.sources.base import Emit, Source, SourceConfig
 from ferryman.units import Duration, format_duration
 
+if TYPE_CHECKING:
+    from watchdog.observers.api import BaseObserver
+
 DEFAULT_IGNORE = ["*.in_progress", "*.part", "*.tmp", "*.lock", "*.done"]
 BUILTIN_META = ("name", "path", "dir", "relpath", "size", "mtime")
 CURSOR = "folder.ignore_before"
-_TICK = 0.1  # how often the watch loop looks at `stop`
-_HEALTH_EVERY = 1.0  # how often the watch loop checks the observer and the folders
 
 
 class MoveTo(Model):
@@ -224,9 +210,8 @@ class FolderSource(Source[FolderSourceConfig]):
         self._seen: dict[str, _Seen] = {}  # files waiting to settle (scan/watch thread only)
         self._writing: set[str] = set()  # created (by an event) and not closed yet
         self._marker: int | None = None  # existing = "ignore": files last changed by then are left alone
-        self._warned: set[str] = set()
-        self._observer: BaseObserver | None = None
-        self._aliases: list[tuple[str, str]] = []  # (resolved, configured) symlinked folders
+        self.warned: set[str] = set()  # what was warned about once (not again until it clears)
+        self.observer: BaseObserver | None = None  # the watch loop's, while it runs
         self.watching = threading.Event()
         """Set once inotify watches every configured folder and the scan that follows is done."""
 
@@ -240,65 +225,22 @@ class FolderSource(Source[FolderSourceConfig]):
         """Every file ready now, oldest mtime first.  Files changed less than `settle` ago are
         watched for up to `settle` (one sleep), so a file written just before ``run --once`` is taken."""
         self._start()
-        ready = self._full_scan()
+        ready = self.rescan()
         young = list(self._seen)
         if young:
             due = max(self._seen[p].due for p in young)
             time.sleep(min(self.config.settle, max(0.0, due - time.monotonic())))
             for path in young:
                 self._recheck(path, ready)
-        return self._take(ready)
+        return self._remember(ready)
 
     def watch(self, emit: Emit, stop: threading.Event) -> None:
-        """Emit ready files until `stop` is set: inotify events, settle deadlines, rescans."""
+        """Emit ready files until `stop` is set: inotify events, settle deadlines, rescans
+        (see `folder_watch`)."""
+        from ferryman.sources.folder_watch import FolderWatch
+
         self._start()
-        events: queue.SimpleQueue[FileSystemEvent | None] = queue.SimpleQueue()  # None: overflow
-        handler = _Handler(events)
-        observer: BaseObserver | None = None
-        watched: dict[str, tuple[int, int]] = {}
-        poll = self.config.watch == "poll"
-        interval = self.config.poll_interval if "poll_interval" in self.config.model_fields_set \
-            else self.config.rescan
-        next_scan = next_health = 0.0
-        try:
-            while not stop.is_set():
-                now = time.monotonic()
-                if not poll and now >= next_health:
-                    next_health = now + _HEALTH_EVERY
-                    present = self._present_roots()
-                    if observer is None or not _healthy(observer, watched, present):
-                        observer = self._observer = self._restart(observer, handler, events, present)
-                        self._writing.clear()  # close events may have been lost: judge by settle
-                        watched = present if observer is not None else {}
-                        self.watching.clear()
-                        next_scan = now  # events were not seen meanwhile: look at everything
-                if now >= next_scan:
-                    self._emit(emit, self._full_scan())
-                    next_scan = time.monotonic() + interval
-                    if observer is not None and len(watched) == len(self.roots):
-                        self.watching.set()
-                wake = min(next_scan, next_health if not poll else next_scan, self._next_due(), now + _TICK)
-                ready: list[Candidate] = []
-                for event in _drain(events, max(0.0, wake - time.monotonic())):
-                    if event is None:
-                        self.flow.log.warning("%s: inotify queue overflowed; restarting the watcher and "
-                                              "rescanning", self.flow.flow)
-                        next_health = next_scan = 0.0
-                        if observer is not None:
-                            _stop(observer)
-                            observer = self._observer = None
-                            self.watching.clear()
-                    else:
-                        self._on_event(event, ready)
-                now = time.monotonic()
-                for path in [p for p, seen in self._seen.items() if seen.due <= now]:
-                    self._recheck(path, ready)
-                self._emit(emit, ready)
-        finally:
-            self.watching.clear()
-            if observer is not None:
-                _stop(observer)
-            self._observer = None
+        FolderWatch(self, emit, stop).run()
 
     def finalize(self, item: Item, outcome: Outcome) -> None:
         """Keep, delete or move the original (and its done file); errors are logged, never raised."""
@@ -321,7 +263,7 @@ class FolderSource(Source[FolderSourceConfig]):
                 folder = self._move_folder(disposal.move, item, path)
                 moved = move_without_overwrite(path, folder)
                 if done is not None and os.path.lexists(done):
-                    os.replace(done, str(moved) + self.config.done_suffix)
+                    shutil.move(done, str(moved) + self.config.done_suffix)
                 self.flow.log.info("%s: moved %s to %s", self.flow.flow, path, moved)
             else:
                 _unlink(path)
@@ -330,8 +272,6 @@ class FolderSource(Source[FolderSourceConfig]):
                 self.flow.log.info("%s: deleted %s", self.flow.flow, path)
             self._forget(path)
         except Exception as exc:  # disposal must never break the engine
-            from ferryman.errors import describe
-
             self.flow.log.error("%s: could not dispose of %s: %s", self.flow.flow, path, describe(exc))
 
     def explain(self, path: str) -> str | None:
@@ -382,8 +322,8 @@ class FolderSource(Source[FolderSourceConfig]):
             return _Verdict(None, "ignored: it was already there when the flow first started "
                                   "(existing = \"ignore\")")
         if not os.access(path, os.R_OK):
-            if not explaining and path not in self._warned:
-                self._warned.add(path)
+            if not explaining and path not in self.warned:
+                self.warned.add(path)
                 self.flow.log.warning("%s: %s is not readable (permission denied); it is picked up "
                                       "once it is", self.flow.flow, path)
             return _Verdict(None, "not readable by ferryman (permission denied)")
@@ -391,7 +331,7 @@ class FolderSource(Source[FolderSourceConfig]):
         if waiting is not None:
             return _Verdict(None, waiting)
         self._seen.pop(path, None)
-        self._warned.discard(path)
+        self.warned.discard(path)
         meta.update(name=name, path=path, dir=root, relpath=rel, size=str(st.st_size),
                     mtime=datetime.fromtimestamp(st.st_mtime).astimezone().isoformat(timespec="seconds"))
         return _Verdict(Candidate(key=f"{path}|{st.st_size}|{st.st_mtime_ns}", files=(Path(path),),
@@ -451,16 +391,16 @@ class FolderSource(Source[FolderSourceConfig]):
 
     # ---- scanning ------------------------------------------------------------------------
 
-    def _full_scan(self) -> list[Candidate]:
-        """Walk every watched folder: ready files, and young ones noted in `_seen`."""
+    def rescan(self) -> list[Candidate]:
+        """Walk every watched folder: the files ready now; young ones are noted to look at again."""
         ready: list[Candidate] = []
         present: set[str] = set()
         for root in self.roots:
             if not os.path.isdir(root):
-                self._warn_once(root, f"folder {root} does not exist (yet) or is not a folder; "
+                self.warn_once(root, f"folder {root} does not exist (yet) or is not a folder; "
                                       "looking again later")
                 continue
-            self._warned.discard(root)
+            self.warned.discard(root)
             for path, rel in self._walk(root):
                 present.add(path)
                 verdict = self._verdict(path, root, rel, Trigger.SCAN)
@@ -481,7 +421,7 @@ class FolderSource(Source[FolderSourceConfig]):
                 with os.scandir(os.path.join(root, prefix) if prefix else root) as entries:
                     listed = list(entries)
             except OSError as exc:
-                self._warn_once(root + "/" + prefix, f"cannot list {root}/{prefix}: {exc.strerror}")
+                self.warn_once(root + "/" + prefix, f"cannot list {root}/{prefix}: {exc.strerror}")
                 continue
             for entry in listed:
                 rel = prefix + entry.name
@@ -508,10 +448,19 @@ class FolderSource(Source[FolderSourceConfig]):
         if verdict.candidate is not None:
             ready.append(verdict.candidate)
 
-    def _next_due(self) -> float:
+    def next_due(self) -> float:
+        """When (monotonic) the next file waiting to settle should be looked at again."""
         return min((seen.due for seen in self._seen.values()), default=float("inf"))
 
-    def _take(self, ready: list[Candidate]) -> list[Candidate]:
+    def settled(self) -> list[Candidate]:
+        """Files whose settle deadline passed and that are ready now."""
+        ready: list[Candidate] = []
+        now = time.monotonic()
+        for path in [p for p, seen in self._seen.items() if seen.due <= now]:
+            self._recheck(path, ready)
+        return ready
+
+    def _remember(self, ready: list[Candidate]) -> list[Candidate]:
         """`ready` without duplicates, oldest first, remembered as offered."""
         unique = {c.origin: c for c in ready}
         ordered = sorted(unique.values(), key=lambda c: (c.order, c.origin))
@@ -520,37 +469,38 @@ class FolderSource(Source[FolderSourceConfig]):
                 self._offered[c.origin] = (int(c.meta["size"]), int(c.key.rsplit("|", 1)[1]))
         return ordered
 
-    def _emit(self, emit: Emit, ready: list[Candidate]) -> None:
+    def offer(self, emit: Emit, ready: list[Candidate]) -> None:
+        """Emit `ready` (oldest first, once per file) and remember it as offered."""
         if ready:
             unique = {c.origin: c for c in ready}
             emit(sorted(unique.values(), key=lambda c: (c.order, c.origin)))
-            self._take(list(unique.values()))
+            self._remember(list(unique.values()))
 
-    # ---- events --------------------------------------------------------------------------
+    # ---- events (from the watch loop) -------------------------------------------------------
 
-    def _on_event(self, event: FileSystemEvent, ready: list[Candidate]) -> None:
-        src = self._unresolve(os.fsdecode(event.src_path))
-        dest = self._unresolve(os.fsdecode(getattr(event, "dest_path", "") or ""))
-        if isinstance(event, FileClosedEvent):
-            self._touched(src, Trigger.CLOSED, ready)
-        elif isinstance(event, FileCreatedEvent):
-            self._touched(src, Trigger.CREATED, ready)
-        elif isinstance(event, FileMovedEvent | DirMovedEvent):
-            if src:
-                self._gone(src, ready)
-            if dest and not event.is_directory:
-                self._touched(dest, Trigger.CLOSED, ready)
-            elif dest and self.config.recursive and self._locate(dest) is not None:
-                # A folder moved in arrives complete: take what it holds.
-                for path, _ in self._walk(dest):
-                    self._touched(path, Trigger.CLOSED, ready)
-        elif isinstance(event, FileDeletedEvent | DirDeletedEvent):
-            self._gone(src, ready)
-        elif isinstance(event, DirCreatedEvent) and self.config.recursive:
-            # Files written before inotify watched the new folder send no close event:
-            # treat them as found by a scan (ready once settled).
-            for path, _ in self._walk(src):
-                self._touched(path, Trigger.SCAN, ready)
+    def on_event(self, kind: str, path: str, ready: list[Candidate]) -> None:
+        """Judge what inotify reported about `path`; ready files are appended to `ready`.
+
+        `kind` is ``created``, ``closed`` (after writing), ``moved_in``, ``deleted`` (or moved
+        away), ``dir_created`` or ``dir_moved_in``.
+        """
+        if kind == "closed" or kind == "moved_in":
+            self._touched(path, Trigger.CLOSED, ready)
+        elif kind == "created":
+            self._touched(path, Trigger.CREATED, ready)
+        elif kind == "deleted":
+            self._gone(path, ready)
+        elif kind in ("dir_created", "dir_moved_in") and self.config.recursive \
+                and self._locate(path + "/") is not None:
+            # A folder moved in arrives complete; files written in a new folder before inotify
+            # watched it send no close event: take them as found by a scan (once settled).
+            trigger = Trigger.CLOSED if kind == "dir_moved_in" else Trigger.SCAN
+            for file, _ in self._walk(path):
+                self._touched(file, trigger, ready)
+
+    def events_lost(self) -> None:
+        """Events were (or may have been) lost: judge files seen created but not closed by settle."""
+        self._writing.clear()
 
     def _touched(self, path: str, trigger: Trigger, ready: list[Candidate]) -> None:
         located = self._locate(path)
@@ -581,13 +531,6 @@ class FolderSource(Source[FolderSourceConfig]):
         if self.config.ready == "lock" and path.endswith(self.config.lock_suffix):
             self._touched(path[: -len(self.config.lock_suffix)], Trigger.CLOSED, ready)
 
-    def _unresolve(self, path: str) -> str:
-        """An event path under a symlinked folder's target, as a path under the folder itself."""
-        for real, root in self._aliases:
-            if path.startswith(real + "/"):
-                return root + path[len(real):]
-        return path
-
     def _locate(self, path: str) -> tuple[str, str] | None:
         """(watched folder, relative path) of `path`, or None when no watched folder holds it."""
         for root in self.roots:
@@ -597,46 +540,6 @@ class FolderSource(Source[FolderSourceConfig]):
             elif os.path.dirname(path) == root:
                 return root, os.path.basename(path)
         return None
-
-    # ---- the observer --------------------------------------------------------------------
-
-    def _present_roots(self) -> dict[str, tuple[int, int]]:
-        """Watched folders that exist now, with their (device, inode) to notice a replaced folder."""
-        present = {}
-        for root in self.roots:
-            try:
-                st = os.stat(root)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                present[root] = (st.st_dev, st.st_ino)
-        return present
-
-    def _restart(self, observer: BaseObserver | None, handler: _Handler,
-                 events: queue.SimpleQueue[FileSystemEvent | None],
-                 present: dict[str, tuple[int, int]]) -> BaseObserver | None:
-        """A fresh observer on the folders there now (None when none is, or inotify fails)."""
-        if observer is not None:
-            _stop(observer)
-        if not present:
-            return None
-        fresh = _new_observer(lambda: events.put(None))
-        # inotify does not follow a symlinked folder: watch its target, report paths as configured.
-        self._aliases = [(real, root) for root in present if (real := os.path.realpath(root)) != root]
-        try:
-            for root in present:
-                fresh.schedule(handler, os.path.realpath(root), recursive=self.config.recursive,
-                               event_filter=_EVENTS)
-            fresh.start()
-        except OSError as exc:
-            _stop(fresh)
-            reason = "the inotify watch limit is reached (raise fs.inotify.max_user_watches)" \
-                if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-            self._warn_once("inotify", f"cannot watch {', '.join(present)}: {reason}; scanning every "
-                                       f"{format_duration(self.config.rescan)} meanwhile")
-            return None
-        self._warned.discard("inotify")
-        return fresh
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -669,9 +572,9 @@ class FolderSource(Source[FolderSourceConfig]):
         with self._lock:
             self._offered.pop(path, None)
 
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
+    def warn_once(self, key: str, message: str) -> None:
+        if key not in self.warned:
+            self.warned.add(key)
             self.flow.log.warning("%s: %s", self.flow.flow, message)
 
     def _move_folder(self, template: str, item: Item, path: str) -> Path:
@@ -743,96 +646,3 @@ def _claim(source: str, target: Path) -> None:
 def _unlink(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-# ---- watchdog glue -----------------------------------------------------------------------
-
-_EVENTS: list[type[FileSystemEvent]] = [
-    FileCreatedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
-    DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
-]
-"""Only what readiness needs: no open/modify events (a big write would flood the queue)."""
-
-
-class _Handler(FileSystemEventHandler):
-    """Hands every event to the watch loop's queue (the observer thread never blocks on work)."""
-
-    def __init__(self, events: queue.SimpleQueue[FileSystemEvent | None]) -> None:
-        self.events = events
-
-    def dispatch(self, event: FileSystemEvent) -> None:
-        self.events.put(event)
-
-
-def _drain(events: queue.SimpleQueue[FileSystemEvent | None], timeout: float) -> list[FileSystemEvent | None]:
-    """Wait up to `timeout` for one event, then take every event already queued (one batch)."""
-    try:
-        batch = [events.get(timeout=timeout)] if timeout > 0 else [events.get_nowait()]
-    except queue.Empty:
-        return []
-    while True:
-        try:
-            batch.append(events.get_nowait())
-        except queue.Empty:
-            return batch
-
-
-def _healthy(observer: BaseObserver, watched: dict[str, tuple[int, int]],
-             present: dict[str, tuple[int, int]]) -> bool:
-    """The observer runs, every emitter runs, and it watches exactly the folders there now."""
-    return observer.is_alive() and all(e.is_alive() for e in observer.emitters) and watched == present
-
-
-def _stop(observer: BaseObserver) -> None:
-    observer.stop()
-    with contextlib.suppress(RuntimeError):  # never started
-        observer.join(5)
-
-
-if sys.platform.startswith("linux"):
-    from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver
-
-    class _OverflowEmitter(InotifyFullEmitter):
-        """An inotify emitter that reports kernel queue overflows (watchdog itself only logs them)."""
-
-        def __init__(self, *args: Any, on_overflow: Callable[[], None], **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._on_overflow = on_overflow
-
-        def on_thread_start(self) -> None:
-            super().on_thread_start()
-            group = getattr(self, "_inotify", None)
-            original = getattr(group, "on_queue_overflow", None)
-            if group is None or original is None:
-                return  # another watchdog layout: the periodic rescan still covers lost events
-
-            def overflowed() -> None:
-                original()
-                self._on_overflow()
-
-            group.on_queue_overflow = overflowed
-
-    def _not_stopping_noise(record: logging.LogRecord) -> bool:
-        return "called when the thread is inactive" not in str(record.msg)
-
-    # watchdog logs this "error" whenever an emitter stops while it waits for events, and warns
-    # when `mkdir -p a/b` makes it watch b twice: both are harmless noise in a daemon's log.
-    logging.getLogger("watchdog.observers.inotify").addFilter(_not_stopping_noise)
-    warnings.filterwarnings("ignore", message="Callback with id .* already exists", category=RuntimeWarning)
-
-    class _Observer(InotifyObserver):
-        def __init__(self, on_overflow: Callable[[], None]) -> None:
-            super().__init__(generate_full_events=True)
-            if hasattr(self, "_emitter_kwargs"):
-                self._emitter_class = _OverflowEmitter
-                self._emitter_kwargs["on_overflow"] = on_overflow
-
-    def _new_observer(on_overflow: Callable[[], None]) -> BaseObserver:
-        return _Observer(on_overflow)
-
-else:  # pragma: no cover - other platforms: no overflow hook, the rescan covers lost events
-
-    def _new_observer(on_overflow: Callable[[], None]) -> BaseObserver:
-        from watchdog.observers import Observer
-
-        return Observer()
