@@ -57,6 +57,8 @@ class Flow:
     queue: deque[str] = field(default_factory=deque)
     running: int = 0
     paused: bool = False
+    held: str | None = None
+    """With concurrency 1: the item waiting for its retry, which nothing may overtake (arrival order)."""
 
 
 class Engine:
@@ -145,6 +147,9 @@ class Engine:
                 count += 1
                 if item.next_attempt_at and item.next_attempt_at > now and item.state == State.PENDING:
                     heapq.heappush(self._timers, (item.next_attempt_at, item.flow, item.id))
+                    flow = self.flows[item.flow]
+                    if flow.config.concurrency == 1 and flow.held is None:
+                        flow.held = item.id
                 else:
                     self.flows[item.flow].queue.append(item.id)
         self._dispatch()
@@ -157,7 +162,12 @@ class Engine:
         with self._lock:
             while self._timers and self._timers[0][0] <= now:
                 _, flow, item_id = heapq.heappop(self._timers)
-                self.flows[flow].queue.append(item_id)
+                target = self.flows[flow]
+                if target.held == item_id:
+                    target.held = None
+                    target.queue.appendleft(item_id)
+                else:
+                    target.queue.append(item_id)
             paused = self.journal.paused()
             for name, runtime in self.flows.items():
                 runtime.paused = name in paused
@@ -174,7 +184,7 @@ class Engine:
     def _dispatch(self) -> None:
         with self._lock:
             for flow in self.flows.values():
-                while (flow.queue and not flow.paused and flow.running < flow.limit
+                while (flow.queue and not flow.paused and flow.held is None and flow.running < flow.limit
                        and self._running < self.workers):
                     item_id = flow.queue.popleft()
                     flow.running += 1
@@ -254,6 +264,8 @@ class Engine:
             self.journal.finish(item)
             with self._lock:
                 heapq.heappush(self._timers, (item.next_attempt_at, flow.name, item.id))
+                if flow.config.concurrency == 1:
+                    flow.held = item.id  # later items wait: 1 keeps arrival order, retries included
             return
         item.state, item.next_attempt_at = State.FAILED, None
         log.error("%s: item %s failed at %s after %d attempt(s): %s [%s]", flow.name, item.id,
@@ -310,6 +322,7 @@ class Engine:
         with self._lock:
             for flow in self.flows.values():
                 flow.queue.clear()
+                flow.held = None
             self._timers.clear()
             deadline = time.monotonic() + grace
             while self._running and time.monotonic() < deadline:
