@@ -14,6 +14,7 @@ tests that stop or restart the server).  Import them into a test module with
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import signal
 import socket
@@ -61,7 +62,9 @@ def _kill(pids: list[int]) -> None:
 class SshServer:
     """One sshd in `folder`; call `start()` (the fixtures do)."""
 
-    user = "root"
+    user = getpass.getuser()
+    """Who logs in: the user running the tests (sshd started by anyone else than root can only
+    let its own user in)."""
 
     def __init__(self, folder: Path) -> None:
         require_binary(SSHD)
@@ -107,7 +110,8 @@ Match LocalPort {self.readonly_port}
 """)
 
     def start(self) -> None:
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        with contextlib.suppress(PermissionError):  # only root needs (and may create) it
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         log = open(self.folder / "sshd.log", "ab")  # noqa: SIM115 - handed to the child
         with log:
             self.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],

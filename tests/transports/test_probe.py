@@ -30,7 +30,7 @@ def test_probes_are_registered() -> None:
 
 def test_sftp_ok(sshd: SshServer) -> None:
     said = check_connection("partner", sshd.connection())
-    assert said.startswith("logged in as root; /") and "entries" in said
+    assert said.startswith(f"logged in as {sshd.user}; /") and "entries" in said
 
 
 def test_sftp_ok_warns_when_host_keys_are_not_checked(sshd: SshServer) -> None:

@@ -68,7 +68,7 @@ def test_wrong_password_is_permanent_and_not_echoed(sshd: SshServer) -> None:
     with pytest.raises(PermanentError) as raised:
         SftpTransport(conn)
     message = str(raised.value)
-    assert "login failed for user root" in message
+    assert f"login failed for user {sshd.user}" in message
     assert "hunter2-secret" not in message
     assert "\n" not in message
 
