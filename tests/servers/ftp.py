@@ -9,7 +9,8 @@ TLS (TLS from the first byte) or plain FTP.  Users:
 * ``full`` / ``secret`` — every upload is answered ``552`` (quota exceeded);
 * ``busy`` / ``secret`` — every upload is answered ``452`` (disk full for now);
 * ``windows`` / ``secret`` — like IIS: no MLSD, and RNTO onto an existing file is refused;
-* ``nolist`` / ``secret`` — may log in but not even list (``550``).
+* ``nolist`` / ``secret`` — may log in but not even list (``550``);
+* ``localtime`` / ``secret`` — MDTM answers in local time (UTC+2), MLSD in UTC.
 
 It can drop live sessions, stop, and start again on the same port.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -66,6 +68,14 @@ class _Behaviour:
             return None
         return super().ftp_RNTO(path)  # type: ignore[misc]
 
+    def ftp_MDTM(self, path: str) -> Any:
+        # Like servers that answer MDTM in their local time (UTC+2 here) but MLSD in UTC.
+        if self.username == "localtime":
+            secs = self.fs.getmtime(path) + 7200  # type: ignore[attr-defined]
+            self.respond("213 " + time.strftime("%Y%m%d%H%M%S", time.gmtime(secs)))  # type: ignore[attr-defined]
+            return path
+        return super().ftp_MDTM(path)  # type: ignore[misc]
+
     def ftp_MLSD(self, path: str) -> Any:
         # Like old servers: no MLSD, so clients must fall back to NLST.
         if self.username == "windows":
@@ -108,6 +118,7 @@ class FtpServer:
         authorizer.add_user("busy", PASSWORD, str(self.root), perm="elradfmwMT")
         authorizer.add_user("windows", PASSWORD, str(self.root), perm="elradfmwMT")
         authorizer.add_user("nolist", PASSWORD, str(self.root), perm="e")
+        authorizer.add_user("localtime", PASSWORD, str(self.root), perm="elradfmwMT")
         self.handler = _handler(tls, authorizer, self.cert, key)
         self.port = free_port()
         self.server: Any = None

@@ -323,3 +323,19 @@ def test_config_errors(raw: dict[str, Any], message: str) -> None:
 def test_connection_and_path_form(tmp_path: Path) -> None:
     config = SOURCES["ftp"].Config.model_validate({"type": "ftp", "connection": "srv", "path": "out"})
     assert str(config.location) == "ftp://srv/out"
+
+
+def test_after_delete_on_a_server_with_local_time_mdtm(ftp_server: FtpServer, tmp_path: Path) -> None:
+    name = f"tz-{uuid.uuid4().hex[:8]}"
+    drop = Drop("ftp", ftp_server.connection(user="localtime"), ftp_server.root / name, f"/{name}")
+    drop.local.mkdir()
+    drop.write("a.csv", age=100)
+    pool = TransportPool({"srv": drop.conn})
+    flow = FlowContext(flow="t", root=tmp_path, config_dir=tmp_path, connections={"srv": drop.conn},
+                       transports=pool, journal=None)  # type: ignore[arg-type]
+    try:
+        source = make(drop, flow, after="delete")
+        source.finalize(item_of(source.scan()[0]), Outcome(succeeded=True))
+    finally:
+        pool.close()
+    assert not (drop.local / "a.csv").exists()

@@ -281,7 +281,7 @@ class RemoteSource(Source[C]):
             current = transport.stat(path)
             if current is None:
                 return  # already disposed of (finalize runs again after a crash)
-            if version(current) != _processed_version(item.meta):
+            if not self._unchanged(transport, current, item.meta):
                 self.flow.log.warning("%s: %s changed since it was processed; left in place (it will be "
                                       "picked up as a new item)", self.flow.flow, item.origin)
                 return
@@ -300,6 +300,22 @@ class RemoteSource(Source[C]):
             if done:
                 transport.remove(done)
             self.flow.log.info("%s: moved %s to %s", self.flow.flow, item.origin, target)
+
+    def _unchanged(self, transport: Transport, current: RemoteFile, meta: dict[str, str]) -> bool:
+        """Whether `current` is still the version the item processed.
+
+        The key came from a listing; some FTP servers give MDTM in local time but MLSD in UTC,
+        so an equal size with another mtime is checked again the way the key was made."""
+        processed = _processed_version(meta)
+        if version(current) == processed:
+            return True
+        if current.etag or str(current.size) != meta.get("size"):
+            return False
+        folder = posixpath.dirname(current.path) or "."
+        for listed in transport.list(folder):
+            if posixpath.basename(listed.path) == posixpath.basename(current.path):
+                return version(listed) == processed
+        return False
 
     def _move_folder(self, template: str, item: Item) -> str:
         values = templates.fields_for(flow=self.flow.flow, item=item.id, meta=item.meta,
