@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -121,7 +122,10 @@ class Daemon:
         missing = [f for f in self.only if f not in self.loaded.config.flows]
         if missing:
             raise ConfigError(f"no flow named {missing[0]!r}; flows are: {', '.join(self.loaded.config.flows)}")
-        engine = Engine(self.loaded, journal, only=self.only)
+        # Stable across restarts (a restarted daemon resumes its own items at once) and unique per
+        # instance (instances sharing a PostgreSQL journal never take each other's running items).
+        owner = f"{socket.gethostname()}:{self.loaded.root}"
+        engine = Engine(self.loaded, journal, only=self.only, owner=owner)
         engine.listeners.append(self._finished)
         return engine
 
