@@ -63,6 +63,8 @@ class FolderWatch:
         self.handler = _Handler(self.events)
         self.observer: BaseObserver | None = None
         self.watched: dict[str, tuple[int, int]] = {}
+        self.attempted: dict[str, tuple[int, int]] | None = None  # folders of the last (re)start
+        self.retry_at = 0.0
         self.aliases: list[tuple[str, str]] = []  # (resolved, configured) of symlinked folders
         config = source.config
         self.poll = config.watch == "poll"
@@ -77,7 +79,8 @@ class FolderWatch:
                 if not self.poll and now >= next_health:
                     next_health = now + HEALTH_EVERY
                     present = self._present_folders()
-                    if self.observer is None or not self._healthy(present):
+                    if self._needs_restart(present, now):
+                        self.attempted, self.retry_at = present, now + self.interval
                         self._restart(present)
                         next_scan = now  # events were not seen meanwhile: look at everything
                 if now >= next_scan:
@@ -93,6 +96,7 @@ class FolderWatch:
                         source.flow.log.warning("%s: inotify queue overflowed; restarting the watcher "
                                                 "and rescanning", source.flow.flow)
                         self._close()
+                        self.attempted = None
                         next_health = next_scan = 0.0
                     else:
                         self._judge(event, ready)
@@ -138,11 +142,14 @@ class FolderWatch:
                 present[root] = (st.st_dev, st.st_ino)
         return present
 
-    def _healthy(self, present: dict[str, tuple[int, int]]) -> bool:
-        """The observer runs, every emitter runs, and it watches exactly the folders there now."""
+    def _needs_restart(self, present: dict[str, tuple[int, int]], now: float) -> bool:
+        """At once when the observer died or the folders changed; a start that failed (say, the
+        inotify watch limit) is retried every `interval`, not every second."""
         observer = self.observer
-        return observer is not None and observer.is_alive() \
-            and all(e.is_alive() for e in observer.emitters) and self.watched == present
+        if observer is not None and observer.is_alive() \
+                and all(e.is_alive() for e in observer.emitters) and self.watched == present:
+            return False
+        return observer is not None or present != self.attempted or now >= self.retry_at
 
     def _restart(self, present: dict[str, tuple[int, int]]) -> None:
         """A fresh observer on the folders there now (none when none is, or inotify fails)."""
