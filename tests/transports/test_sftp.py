@@ -121,7 +121,7 @@ def test_pinned_host_key(sshd: SshServer, tmp_path: Path) -> None:
 def test_pinned_fingerprint(sshd: SshServer) -> None:
     t = SftpTransport(sshd.connection(known_hosts=None, host_key=None, check_host_key=False))
     assert t._ssh is not None
-    from ferryman.transports.sftp import fingerprint
+    from ferryman.transports.ssh import fingerprint
 
     pin = fingerprint(t._ssh.get_remote_server_key())
     t.close()

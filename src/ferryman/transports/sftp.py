@@ -1,11 +1,12 @@
-"""SFTP over SSH (paramiko): key or password login, host keys checked by default.
+"""SFTP over SSH (paramiko); the login and host-key checks live in `ferryman.transports.ssh`.
 
 One `SftpTransport` is one SSH connection with one SFTP session, kept open
 by the `TransportPool` and reused for every file (a thousand small files
 cost a thousand requests, not a thousand logins).  An upload takes two round
 trips whatever its size (OPEN; then WRITEs, FSTAT and CLOSE back to back)
-and downloads are prefetched, both with a bounded number of requests in
-flight, so memory stays flat.
+and downloads read ahead, both with a bounded number of requests in
+flight, so memory stays flat.  Connections that died while idle are
+replaced at the next operation.
 
 Every paramiko and socket exception is mapped in `SftpTransport.errors`:
 login, host key, permission and missing-file problems are permanent;
@@ -15,9 +16,7 @@ pool then closes this transport and the next use reconnects).
 
 from __future__ import annotations
 
-import base64
 import errno
-import hashlib
 import socket
 import stat as stat_mode
 import struct
@@ -49,6 +48,7 @@ from ferryman.connections import ConnectionConfig, SftpConnection
 from ferryman.errors import FerrymanError, PermanentError, TransientError
 from ferryman.secrets import mask
 from ferryman.transports.base import RemoteFile, Transport
+from ferryman.transports.ssh import fingerprint, ssh_login
 
 WRITE_SIZE = 32 * 1024
 """Bytes per SFTP WRITE or READ request (the size every server accepts)."""
@@ -61,12 +61,6 @@ BATCH_BYTES = 256 * 1024
 
 _ATTRIBUTES: Any = SFTPAttributes
 _WRITE_FLAGS = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    """``SHA256:…`` as ``ssh-keygen -l`` prints it."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 class SftpTransport(Transport):
@@ -86,110 +80,12 @@ class SftpTransport(Transport):
     # -- connecting ---------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        self._ssh = self._login()
+        self._ssh = ssh_login(self.conn, self.where)
         sftp = paramiko.SFTPClient.from_transport(self._ssh)
         if sftp is None:
             raise TransientError(f"{self.where}: the server did not open an SFTP session")
         self.sftp: paramiko.SFTPClient = sftp
         sftp.get_channel().settimeout(self.conn.timeout)  # type: ignore[union-attr]
-
-    def _login(self) -> paramiko.Transport:
-        conn = self.conn
-        sock = socket.create_connection((conn.host, conn.port), timeout=conn.timeout)
-        # Requests are pipelined: small packets must leave at once, not wait for the last ACK.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        ssh = paramiko.Transport(sock)
-        try:
-            ssh.banner_timeout = conn.timeout
-            ssh.auth_timeout = conn.timeout
-            ssh.start_client(timeout=conn.timeout)
-            self._check_host_key(ssh.get_remote_server_key())
-            self._authenticate(ssh)
-        except BaseException:
-            ssh.close()
-            raise
-        ssh.set_keepalive(30)
-        return ssh
-
-    def _check_host_key(self, key: paramiko.PKey) -> None:
-        conn = self.conn
-        if not conn.check_host_key:
-            return
-        got = fingerprint(key)
-        if conn.host_key:
-            if _matches_pin(key, conn.host_key):
-                return
-            raise PermanentError(
-                f"{self.where}: host key {got} ({key.get_name()}) does not match the pinned host_key; "
-                "if the server's key really changed, update host_key"
-            )
-        known_file = Path(conn.known_hosts or "~/.ssh/known_hosts").expanduser()
-        known = paramiko.HostKeys()
-        if known_file.exists():
-            try:
-                known.load(str(known_file))
-            except (OSError, paramiko.SSHException) as exc:
-                raise PermanentError(f"{self.where}: cannot read known_hosts {known_file}: {exc}") from None
-        elif conn.known_hosts:
-            raise PermanentError(f"{self.where}: known_hosts file {known_file} does not exist")
-        name = conn.host if conn.port == 22 else f"[{conn.host}]:{conn.port}"
-        entries = known.lookup(name)
-        if entries is None:
-            raise PermanentError(
-                f"{self.where}: unknown host key {got} ({key.get_name()}) for {name}, not in "
-                f"{known_file}; check it and add it there, or pin it with host_key"
-            )
-        expected = entries.get(key.get_name())
-        if expected is None or expected.asbytes() != key.asbytes():
-            pinned = fingerprint(expected) if expected is not None else "another key type"
-            raise PermanentError(
-                f"{self.where}: host key {got} ({key.get_name()}) does not match {known_file} "
-                f"({pinned}); the server's key changed, or someone is in the middle"
-            )
-
-    def _authenticate(self, ssh: paramiko.Transport) -> None:
-        conn = self.conn
-        if conn.key_file is None and conn.password is None:
-            raise PermanentError(f"{self.where}: set password or key_file for the connection")
-        failure: Exception | None = None
-        if conn.key_file is not None:
-            key = self._load_key(conn.key_file)
-            try:
-                ssh.auth_publickey(conn.user, key)
-                return
-            except paramiko.AuthenticationException as exc:
-                failure = exc
-        if conn.password is not None:
-            password = conn.password.reveal()
-            try:
-                ssh.auth_password(conn.user, password)
-                return
-            except paramiko.BadAuthenticationType as exc:
-                if "keyboard-interactive" not in exc.allowed_types:
-                    failure = exc
-                else:
-                    ssh.auth_interactive(conn.user, lambda _t, _i, prompts: [password] * len(prompts))
-                    return
-            except paramiko.AuthenticationException as exc:
-                failure = exc
-        assert failure is not None
-        raise failure
-
-    def _load_key(self, key_file: str) -> paramiko.PKey:
-        path = Path(key_file).expanduser()
-        passphrase = self.conn.key_passphrase.reveal() if self.conn.key_passphrase else None
-        try:
-            secret = passphrase.encode() if passphrase else None
-            return paramiko.PKey.from_path(path, password=secret)  # type: ignore[arg-type]  # wants bytes
-        except FileNotFoundError:
-            raise PermanentError(f"{self.where}: key_file {path} does not exist") from None
-        except TypeError:  # cryptography's way of saying a passphrase is needed
-            raise PermanentError(f"{self.where}: key_file {path} is encrypted; set key_passphrase") from None
-        except paramiko.PasswordRequiredException:
-            raise PermanentError(f"{self.where}: key_file {path} is encrypted; set key_passphrase") from None
-        except (paramiko.SSHException, ValueError, OSError) as exc:
-            reason = "wrong key_passphrase" if passphrase else str(exc)
-            raise PermanentError(f"{self.where}: cannot load key_file {path}: {reason}") from None
 
     # -- errors -------------------------------------------------------------------------------
 
@@ -472,21 +368,6 @@ class _Batch:
             self.sftp._write_all(b"".join(self.parts))
             self.parts.clear()
             self.size = 0
-
-
-def _matches_pin(key: paramiko.PKey, pin: str) -> bool:
-    """`pin` is ``ssh-ed25519 AAAA…`` (a known_hosts line's key part) or ``SHA256:…``."""
-    pin = pin.strip()
-    if pin.startswith("SHA256:"):
-        return pin.rstrip("=") == fingerprint(key)
-    parts = pin.split()
-    if len(parts) < 2:
-        return False
-    try:
-        blob = base64.b64decode(parts[1])
-    except ValueError:
-        return False
-    return parts[0] == key.get_name() and blob == key.asbytes()
 
 
 def _reason(exc: BaseException) -> str:
