@@ -30,72 +30,12 @@ from ferryman.connections import ConnectionConfig, FtpConnection
 from ferryman.errors import FerrymanError, PermanentError, TransientError
 from ferryman.secrets import mask
 from ferryman.transports.base import RemoteFile, Transport
+from ferryman.transports.ftps import ImplicitTlsFTP, TlsFTP, tls_context
 
 CHUNK = 1024 * 1024
 """Bytes per read and send on the data connection."""
 
 _UNKNOWN_COMMAND = ("500", "501", "502", "504")
-
-
-class _TlsFTP(ftplib.FTP_TLS):
-    """FTP_TLS whose data connections resume the control connection's TLS session.
-
-    Many servers (vsftpd, ProFTPD, FileZilla Server) refuse a data connection
-    that does not reuse the session, a check Python's ftplib does not meet.
-    """
-
-    def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket, int | None]:
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:  # type: ignore[attr-defined]
-            session = self.sock.session if isinstance(self.sock, ssl.SSLSocket) else None
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
-        return conn, size
-
-
-class _ImplicitTlsFTP(_TlsFTP):
-    """FTPS that speaks TLS from the first byte (usually port 990)."""
-
-    def connect(self, host: str = "", port: int = 0, timeout: float = -999,
-                source_address: tuple[str, int] | None = None) -> str:
-        self.host, self.port = host, port
-        if timeout != -999:
-            self.timeout = timeout
-        raw = socket.create_connection((host, port), self.timeout, source_address=source_address)
-        self.sock = self.context.wrap_socket(raw, server_hostname=host)
-        self.af = self.sock.family
-        self.file = self.sock.makefile("r", encoding=self.encoding)
-        self.welcome = self.getresp()
-        return self.welcome
-
-
-class _TlsSocket(ssl.SSLSocket):
-    """An SSL socket whose closing handshake tolerates a data connection that ended at once.
-
-    With TLS 1.3, an empty listing or file can end before the server's post-handshake
-    messages were read, and ``unwrap`` then fails with SHUTDOWN_WHILE_IN_INIT although every
-    byte arrived (the server's final reply still says whether the transfer succeeded).
-    """
-
-    def unwrap(self) -> socket.socket:
-        try:
-            return super().unwrap()
-        except ssl.SSLError as exc:
-            if exc.reason != "SHUTDOWN_WHILE_IN_INIT":
-                raise
-            return self
-
-
-def tls_context(conn: FtpConnection) -> ssl.SSLContext:
-    """The TLS settings of `conn`: the system's CAs or `ca_file`, verification unless turned off."""
-    try:
-        context = ssl.create_default_context(cafile=conn.ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise PermanentError(f"cannot load ca_file {conn.ca_file}: {exc}") from None
-    context.sslsocket_class = _TlsSocket
-    if not conn.verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class FtpTransport(Transport):
@@ -118,9 +58,9 @@ class FtpTransport(Transport):
         conn = self.conn
         ftp: ftplib.FTP
         if conn.tls == "implicit":
-            ftp = _ImplicitTlsFTP(context=tls_context(conn), timeout=conn.timeout)
+            ftp = ImplicitTlsFTP(context=tls_context(conn), timeout=conn.timeout)
         elif conn.tls == "explicit":
-            ftp = _TlsFTP(context=tls_context(conn), timeout=conn.timeout)
+            ftp = TlsFTP(context=tls_context(conn), timeout=conn.timeout)
         else:
             ftp = ftplib.FTP(timeout=conn.timeout)
         try:
