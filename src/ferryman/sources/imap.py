@@ -42,7 +42,7 @@ from pydantic import Field, field_validator
 
 from ferryman import templates
 from ferryman.connections import ImapConnection
-from ferryman.errors import FerrymanError, PermanentError, TransientError, describe
+from ferryman.errors import FerrymanError, PermanentError, describe
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
 from ferryman.model import Model
@@ -187,8 +187,8 @@ class ImapSource(Source[ImapSourceConfig]):
         try:
             with imap_errors(self.where, self.login.secrets):
                 return action(self._reader)
-        except TransientError:
-            self._drop_reader(broken=True)
+        except Exception:
+            self._drop_reader(broken=True)  # whatever broke, the next use starts on a fresh connection
             raise
 
     def _drop_reader(self, broken: bool = False) -> None:
