@@ -144,12 +144,12 @@ def parse_headers(raw: bytes) -> Message:
 
 def header(message: Message, name: str) -> str | None:
     """One header decoded to a single line of text, None when absent."""
-    value = message.get(name)
-    if value is None:
-        return None
-    if isinstance(value, email.header.Header):
-        value = str(value)
-    return decode_words(str(value))
+    wanted = name.lower()
+    # raw_items: the stored value, before the policy replaces undecodable bytes by U+FFFD.
+    for key, value in message.raw_items():
+        if key.lower() == wanted:
+            return decode_words(str(value))
+    return None
 
 
 def message_id(message: Message) -> str | None:
