@@ -292,11 +292,11 @@ def resume(config_path: str | None, flow: str) -> None:
 @config_option
 @click.argument("path")
 def why(config_path: str | None, path: str) -> None:
-    """Why a file has (or has not) been picked up."""
+    """Why a file (a local path, or sftp://CONN/path …) has or has not been picked up."""
     from ferryman.engine import Engine
 
     loaded = load(config_path)
-    target = str(Path(path).expanduser().resolve())
+    target = path if "://" in path else str(Path(path).expanduser().resolve())
     answered = False
     with journal_of(loaded) as journal:
         engine = Engine(loaded, journal, only=list(loaded.config.flows))
