@@ -83,7 +83,7 @@ def check(template: str, allowed: tuple[str, ...] = FIELDS) -> None:
             raise ValueError(
                 f"unknown template field {{{root}}} in {template!r}; use one of {{{'}, {'.join(allowed)}}}"
             )
-        if root == "meta" and not field_name.startswith("meta.") or field_name == "meta.":
+        if (root == "meta" and not field_name.startswith("meta.")) or field_name == "meta.":
             raise ValueError(f"write meta fields as {{meta.KEY}} in {template!r}")
 
 
