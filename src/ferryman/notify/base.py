@@ -50,5 +50,5 @@ class Notifier(ABC, Generic[C]):
     def failed(self, failures: list[Failure]) -> None:
         """Tell about one failed item, or a digest of several."""
 
-    def recovered(self, flow: str) -> None:  # noqa: B027 - optional
+    def recovered(self, flow: str) -> None:
         """Tell that `flow` succeeds again after failures."""
