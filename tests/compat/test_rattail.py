@@ -457,3 +457,25 @@ def test_file_config_reads_like_rattails(tmp_path: Path) -> None:
     assert config.get_dict("app")["here"] == str(tmp_path)
     with pytest.raises(LookupError, match=r"please set 'nope' in the \[app\] section"):
         config.require("app", "nope")
+
+
+def test_other_warnings(tmp_path: Path, inbox: Path) -> None:
+    path = write(tmp_path, f"""
+        [rattail.mail]
+        send_emails = true
+
+        [rattail.filemon]
+        monitor = foo, FOO
+        foo.dirs = {inbox}
+        foo.fallback_watcher_enable = true
+        foo.fallback_watcher_delay = 5
+        foo.actions = a
+        foo.action.a.func = m:f
+    """)
+    assert ini_to_raw(path)[1] == [
+        "[rattail.filemon] monitor lists 'FOO' twice",
+        "[rattail.filemon] foo.fallback_watcher_*: Windows-only polling; ferryman's folder source rescans "
+        "every folder every minute anyway",
+        "[rattail.mail]: ferryman does not send rattail's filemon_action_error email; declare a "
+        "[notify.NAME] and list it in each flow's notify",
+    ]
