@@ -640,3 +640,15 @@ def test_watch_survives_the_folder_being_deleted_and_recreated(
     assert w.src.watching.wait(10)
     put(inbox / "a.csv")
     w.wait_names("a.csv")
+
+
+def test_disposes_only_when_after_or_after_failure_does_something(tmp_path: Path) -> None:
+    assert not source(tmp_path).disposes
+    assert source(tmp_path, after="delete").disposes
+    assert source(tmp_path, after_failure={"move": "failed"}).disposes
+
+
+def test_poll_interval_overrides_rescan(tmp_path: Path, inbox: Path, watching: Any) -> None:
+    w = watching(source(tmp_path, watch="poll", rescan="1h", poll_interval="100ms", settle="0s"), wait=False)
+    put(inbox / "a.csv", mtime=1_000)
+    w.wait_names("a.csv")
