@@ -111,7 +111,7 @@ def render_path(template: str, values: Mapping[str, Any], *, base: str | None = 
     base_parts = PurePosixPath(base).parts if base else ()
     if parts[: len(base_parts)] != base_parts:
         raise UnsafeInput(f"rendered path {rendered!r} leaves its base folder {base!r}")
-    return rendered
+    return str(PurePosixPath(*parts)) if parts else rendered
 
 
 def render_name(template: str, values: Mapping[str, Any]) -> str:
