@@ -5,7 +5,7 @@ the work folder that is byte for byte what Python's csv module writes for
 the output dialect when fed the rows its reader reads with the input
 dialect (``open(newline="")``), after ``replace`` ran on every value,
 ``columns`` selected/renamed/reordered the columns and ``skip_blank_lines``
-dropped empty lines.  Memory stays constant (a few MiB blocks) whatever the
+dropped empty lines.  Memory stays constant (blocks of 256 KiB) whatever the
 file size; `ferryman.steps.csv_rewrite` explains how it is also several
 times faster than that loop.
 

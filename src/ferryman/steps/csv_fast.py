@@ -268,6 +268,8 @@ class FastPlan:
         )
         self.lines = 0
         """Physical lines in the last block `transform` rewrote."""
+        self.odd = False
+        """The last block `transform` refused had an odd number of quotes."""
         self.structure = re.compile(conv(f"[{re.escape(din.delimiter + q + _EOL_CHARS)}]"))
         self.rules: list[tuple[Any, Any]] = []
         self.chains: list[list[tuple[Any, Any]] | None] = []
@@ -347,8 +349,9 @@ class FastPlan:
             return None
         swapped = self.swapping  # `prepare` swapped the delimiters in the whole block
         parts = text.split(q)
-        if len(parts) % 2 == 0:
-            return None
+        self.odd = len(parts) % 2 == 0
+        if self.odd:
+            return None  # the block ends inside quotes: `cut` it shorter
         outs = parts[0::2]
         joined_outs = sentinel.join(outs)
         bad, extra = self.checks[swapped]
@@ -357,7 +360,7 @@ class FastPlan:
         if any(char in joined_outs for char in extra):
             return None  # an unquoted value the output would have to quote
         ins = parts[1::2]
-        if len(outs) > 2:
+        if len(outs) > 2 and empty in outs[1:-1]:
             # between two quoted parts: an empty outside part is an escaped quote, anything else a new field
             middle = outs[1:-1]
             pieces: list[Any] = [None] * (2 * len(ins) - 1)
@@ -366,7 +369,7 @@ class FastPlan:
             joined = empty.join(pieces)
             field_outs = [outs[0], *filter(None, middle), outs[-1]]
         else:
-            joined = ins[0] if ins else empty
+            joined = sentinel.join(ins)
             field_outs = outs
         if len(joined) > self.limit and not self._gaps_within_limit(joined):
             return None
