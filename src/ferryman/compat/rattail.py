@@ -103,7 +103,7 @@ def ini_to_raw(path: Path) -> tuple[dict[str, Any], list[str]]:
 def read(path: Path) -> Monitor:
     """Read and check a rattail config file; `ConfigError` lists every problem found."""
     path = Path(path).resolve()
-    parser = _parser(path)
+    parser = read_parser(path)
     if not parser.has_section(SECTION):
         raise ConfigError(f"{path}: no [{SECTION}] section")
     reader = _Reader(path, parser)
@@ -113,7 +113,7 @@ def read(path: Path) -> Monitor:
     return monitor
 
 
-def _parser(path: Path) -> configparser.ConfigParser:
+def read_parser(path: Path) -> configparser.ConfigParser:
     """The INI file and the files it includes (``[rattail.config] include``), included first."""
     parser = configparser.ConfigParser(defaults={"here": str(path.parent)})
     try:

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ferryman.compat.rattail import TRUE, parse_list
+from ferryman.compat.rattail import TRUE, parse_list, read_parser
 
 log = logging.getLogger("ferryman")
 
@@ -23,9 +23,8 @@ class FileConfig:
     """A read-mostly view of an INI file, with rattail's ``RattailConfig`` reading methods."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.parser = configparser.ConfigParser(defaults={"here": str(self.path.parent)})
-        self.files_read = self.parser.read(self.path, encoding="utf-8")
+        self.path = Path(path).resolve()
+        self.parser: configparser.ConfigParser = read_parser(self.path)  # with its includes, like rattail
 
     def get(self, section: str, option: str, default: Any = None, **_: Any) -> Any:
         """The value, or `default` when the section or option is missing."""
