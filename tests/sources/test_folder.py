@@ -456,6 +456,7 @@ def test_existing_ignore_survives_a_restart(tmp_path: Path, inbox: Path) -> None
     journal = SqliteJournal(tmp_path / "journal.db")
     try:
         first = source(tmp_path, journal, existing="ignore", settle="0s")
+        assert "has not run yet" in str(first.explain(str(inbox / "before.csv")))
         assert first.scan() == []
         assert "already there when the flow first started" in str(first.explain(str(inbox / "before.csv")))
     finally:

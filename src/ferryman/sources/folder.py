@@ -318,7 +318,10 @@ class FolderSource(Source[FolderSourceConfig]):
             return _Verdict(None, "already offered")
         last_change = max(st.st_mtime_ns, st.st_ctime_ns)
         marker = self._marker if not explaining else self._stored_marker()
-        if self.config.existing == "ignore" and (marker is None or last_change <= marker):
+        if self.config.existing == "ignore" and marker is None:
+            return _Verdict(None, "ignored: the flow has not run yet, and files there at its first "
+                                  "start are left alone (existing = \"ignore\")")
+        if self.config.existing == "ignore" and marker is not None and last_change <= marker:
             return _Verdict(None, "ignored: it was already there when the flow first started "
                                   "(existing = \"ignore\")")
         if not os.access(path, os.R_OK):
