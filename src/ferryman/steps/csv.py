@@ -186,12 +186,12 @@ class _Null:
         pass
 
 
-def first_line_ending(path: Path, default: str = "\r\n") -> str:
+def first_line_ending(path: Path, encoding: str, default: str = "\r\n") -> str:
     """The first line ending in the file's first 64 KiB (``\\r\\n``, ``\\n`` or ``\\r``)."""
     with open(path, "rb") as f:
-        head = f.read(1 << 16)
-    match = re.search(rb"\r\n|\r(?!$)|\n", head)
-    return match.group().decode() if match else default
+        head = codecs.getincrementaldecoder(encoding)("replace").decode(f.read(1 << 16))
+    match = re.search(r"\r\n|\r(?!$)|\n", head)
+    return match.group() if match else default
 
 
 class CsvStep(Step[CsvConfig]):
@@ -218,7 +218,9 @@ class CsvStep(Step[CsvConfig]):
         """Rewrite one file; the number of rows written."""
         config = self.config
         with os_errors(f"csv: cannot rewrite {source.name}:"), open(source, "rb") as raw, open(target, "wb") as out:
-            detected = first_line_ending(source) if config.output.lineterminator is None else "\r\n"
+            detected = "\r\n"
+            if config.output.lineterminator is None:
+                detected = first_line_ending(source, config.input.encoding or "utf-8")
             options = config.options(detected)
             encoding = config.input.encoding or "utf-8"
             has_bom = raw.read(3) == codecs.BOM_UTF8 and codecs.lookup(encoding).name == "utf-8"
