@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from ferryman import config as ferryman_config
 from ferryman.compat import toml_writer as tw
-from ferryman.compat.rattail import _command, ini_to_raw, parse_list, read, to_toml
+from ferryman.compat.rattail import ini_to_raw, parse_list, read, to_toml
 from ferryman.compat.rattail_config import FileConfig
+from ferryman.compat.rattail_ini import command_line
 from ferryman.errors import ConfigError
 
 
@@ -275,7 +276,7 @@ def test_unknown_options_are_named(tmp_path: Path, inbox: Path) -> None:
      (False, ["cp", "{path}", "/srv/with space/{name}.{{x}}"])),
 ])
 def test_commands(cmd: str, shell: str | None, expected: tuple[bool, object]) -> None:
-    assert _command(cmd, shell) == expected
+    assert command_line(cmd, shell) == expected
 
 
 def test_command_action_steps(tmp_path: Path, inbox: Path) -> None:

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ferryman.compat.rattail import TRUE, parse_list, read_parser
+from ferryman.compat.rattail_ini import TRUE, parse_list, read_parser
 
 log = logging.getLogger("ferryman")
 
