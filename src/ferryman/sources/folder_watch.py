@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 TICK = 0.1  # how often the loop looks at `stop`
 HEALTH_EVERY = 1.0  # how often it checks the observer and the folders
+BATCH = 1000  # most events judged before ready files are handed over
 
 EventQueue = queue.SimpleQueue[FileSystemEvent | None]
 """Events from the observer thread; None means the kernel queue overflowed."""
@@ -204,16 +205,18 @@ class _Handler(FileSystemEventHandler):
 
 
 def _drain(events: EventQueue, timeout: float) -> list[FileSystemEvent | None]:
-    """Wait up to `timeout` for one event, then take every event already queued (one batch)."""
+    """Wait up to `timeout` for one event, then take what is already queued: one batch, at most
+    `BATCH` events, so the first files of a burst reach the engine without waiting for the last."""
     try:
         batch = [events.get(timeout=timeout)] if timeout > 0 else [events.get_nowait()]
     except queue.Empty:
         return []
-    while True:
+    while len(batch) < BATCH:
         try:
             batch.append(events.get_nowait())
         except queue.Empty:
-            return batch
+            break
+    return batch
 
 
 def _stop(observer: BaseObserver) -> None:
