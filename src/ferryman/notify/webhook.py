@@ -25,6 +25,7 @@ from pydantic import Field, field_validator
 from ferryman.errors import PermanentError, TransientError
 from ferryman.notify.base import Failure, Notifier, NotifierConfig
 from ferryman.secrets import Secret, mask
+from ferryman.tls import client_context
 from ferryman.units import Duration
 
 log = logging.getLogger("ferryman.notify")
@@ -90,10 +91,7 @@ class WebhookNotifier(Notifier[WebhookNotifierConfig]):
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         context: ssl.SSLContext | None = None
         if url.startswith("https://"):
-            context = ssl.create_default_context(cafile=self.config.ca_file)
-            if not self.config.verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
+            context = client_context(self.config.ca_file, self.config.verify)
         where = f"webhook {mask(url, secrets)}"
         try:
             with urllib.request.urlopen(request, timeout=self.config.timeout, context=context) as answer:

@@ -18,6 +18,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from ferryman.connections import ImapConnection
 from ferryman.errors import FerrymanError, PermanentError, TransientError
 from ferryman.secrets import Secret, mask
+from ferryman.tls import client_context
 
 
 class _TokenRefused(Exception):
@@ -69,11 +70,7 @@ def select_mailbox(client: IMAPClient, mailbox: str, where: str, readonly: bool)
 
 def tls_context(conn: ImapConnection) -> ssl.SSLContext:
     """A client TLS context trusting `ca_file` (or the system CAs); `verify = false` turns checks off."""
-    context = ssl.create_default_context(cafile=conn.ca_file)
-    if not conn.verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+    return client_context(conn.ca_file, conn.verify)
 
 
 class ImapLogin:

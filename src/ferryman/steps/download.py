@@ -29,6 +29,7 @@ from ferryman.errors import FerrymanError, PermanentError, TransientError, Unsaf
 from ferryman.item import Item
 from ferryman.sources.imap_mime import safe_name
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
+from ferryman.tls import client_context
 from ferryman.units import Duration, Size
 
 BLOCK = 1 << 20
@@ -106,11 +107,7 @@ class DownloadStep(Step[DownloadConfig]):
 
     def _context(self) -> ssl.SSLContext:
         cafile = str(self.flow.resolve(self.config.ca_file)) if self.config.ca_file else None
-        context = ssl.create_default_context(cafile=cafile)
-        if not self.config.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+        return client_context(cafile, self.config.verify)
 
     def _download(self, url: str, work_dir: Path) -> Path:
         for _ in range(self.config.max_redirects + 1):

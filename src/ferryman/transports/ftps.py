@@ -13,7 +13,7 @@ import socket
 import ssl
 
 from ferryman.connections import FtpConnection
-from ferryman.errors import PermanentError
+from ferryman.tls import client_context
 
 
 class TlsFTP(ftplib.FTP_TLS):
@@ -66,12 +66,6 @@ class _TlsSocket(ssl.SSLSocket):
 
 def tls_context(conn: FtpConnection) -> ssl.SSLContext:
     """The TLS settings of `conn`: the system's CAs or `ca_file`, verification unless turned off."""
-    try:
-        context = ssl.create_default_context(cafile=conn.ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise PermanentError(f"cannot load ca_file {conn.ca_file}: {exc}") from None
+    context = client_context(conn.ca_file, conn.verify)
     context.sslsocket_class = _TlsSocket
-    if not conn.verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
     return context

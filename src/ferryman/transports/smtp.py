@@ -24,6 +24,7 @@ from email.message import EmailMessage
 from ferryman.connections import SmtpConnection
 from ferryman.errors import PermanentError, TransientError, UnsafeInput
 from ferryman.secrets import mask
+from ferryman.tls import client_context
 
 
 def parse_address(value: str, field: str = "address") -> Address:
@@ -51,11 +52,7 @@ def parse_address(value: str, field: str = "address") -> Address:
 
 def tls_context(conn: SmtpConnection) -> ssl.SSLContext:
     """The TLS context for `conn`: `ca_file` trusted when set; `verify = false` turns checks off."""
-    context = ssl.create_default_context(cafile=conn.ca_file)
-    if not conn.verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+    return client_context(conn.ca_file, conn.verify)
 
 
 @contextmanager
