@@ -653,3 +653,28 @@ def test_poll_interval_overrides_rescan(tmp_path: Path, inbox: Path, watching: A
     w = watching(source(tmp_path, watch="poll", rescan="1h", poll_interval="100ms", settle="0s"), wait=False)
     put(inbox / "a.csv", mtime=1_000)
     w.wait_names("a.csv")
+
+
+def test_a_name_that_is_not_utf8_is_left_alone_with_a_warning(
+        tmp_path: Path, inbox: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with open(os.path.join(os.fsencode(inbox), b"bad\xff.csv"), "w") as f:
+        f.write("x")
+    put(inbox / "good.csv")
+    journal = SqliteJournal(tmp_path / "journal.db")
+    try:
+        src = source(tmp_path, journal, settle="0s")
+        found = src.scan()
+        assert [c.meta["name"] for c in found] == ["good.csv"]
+        assert len(journal.admit("t", found)) == 1  # nothing in the batch the journal cannot store
+    finally:
+        journal.close()
+    assert "bad\\xff.csv: ignored: its name is not valid UTF-8" in caplog.text
+    assert src.explain(os.fsdecode(os.path.join(os.fsencode(inbox), b"bad\xff.csv"))) == \
+        "ignored: its name is not valid UTF-8 (rename the file)"
+
+
+def test_recursive_scan_does_not_follow_symlinked_folders(tmp_path: Path, inbox: Path) -> None:
+    put(inbox / "sub" / "a.csv")
+    (inbox / "sub" / "loop").symlink_to(inbox)
+    found = source(tmp_path, recursive=True, settle="0s").scan()
+    assert [c.meta["relpath"] for c in found] == ["sub/a.csv"]

@@ -169,6 +169,14 @@ class _Patterns:
         return None
 
 
+_UNDECODABLE = "ignored: its name is not valid UTF-8 (rename the file)"
+
+
+def _printable(path: str) -> str:
+    """`path` with undecodable bytes shown as escapes, safe for logs and messages."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 class Trigger(Enum):
     """Why a file is being looked at."""
 
@@ -305,6 +313,8 @@ class FolderSource(Source[FolderSourceConfig]):
         name = os.path.basename(path)
         problem, meta = self._name_problem(name, rel)
         if problem is not None:
+            if problem is _UNDECODABLE and not explaining:
+                self.warn_once(path, f"{_printable(path)}: {problem}")
             return _Verdict(None, problem)
         try:
             st = os.stat(path)
@@ -342,6 +352,10 @@ class FolderSource(Source[FolderSourceConfig]):
 
     def _name_problem(self, name: str, rel: str) -> tuple[str | None, dict[str, str]]:
         """Why the name alone rules the file out (or None), and the meta parsed from it."""
+        try:
+            rel.encode()
+        except UnicodeEncodeError:
+            return _UNDECODABLE, {}
         parts = rel.split("/")
         if self.config.ignore_hidden and any(part.startswith(".") for part in parts):
             return "ignored: hidden file (ignore_hidden = true)", {}
@@ -429,7 +443,7 @@ class FolderSource(Source[FolderSourceConfig]):
             for entry in listed:
                 rel = prefix + entry.name
                 try:
-                    is_dir = entry.is_dir()
+                    is_dir = entry.is_dir(follow_symlinks=False)  # a symlinked folder may loop
                 except OSError:
                     continue
                 if not is_dir:
