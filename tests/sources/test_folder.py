@@ -678,3 +678,14 @@ def test_recursive_scan_does_not_follow_symlinked_folders(tmp_path: Path, inbox:
     (inbox / "sub" / "loop").symlink_to(inbox)
     found = source(tmp_path, recursive=True, settle="0s").scan()
     assert [c.meta["relpath"] for c in found] == ["sub/a.csv"]
+
+
+def test_a_move_folder_that_cannot_be_made_is_logged_and_the_file_kept(
+        tmp_path: Path, inbox: Path, caplog: pytest.LogCaptureFixture) -> None:
+    put(tmp_path / "archive")  # a file where the archive folder should be
+    src = source(tmp_path, settle="0s", after={"move": str(tmp_path / "archive" / "{now:%Y}")})
+    put(inbox / "a.csv")
+    [c] = src.scan()
+    src.finalize(item_for(c), Outcome(True))
+    assert (inbox / "a.csv").exists()
+    assert f"could not dispose of {inbox / 'a.csv'}" in caplog.text
