@@ -16,25 +16,44 @@ from urllib.parse import unquote, urlsplit
 from ferryman.connections import ConnectionConfig
 from ferryman.errors import PermanentError, TransientError
 from ferryman.transports.base import RemoteFile, Transport
-from ferryman.transports.ftp import open_ftp
 from ferryman.transports.local import LocalTransport
-from ferryman.transports.s3 import open_s3
-from ferryman.transports.sftp import open_sftp
 
 __all__ = ["TRANSPORTS", "Location", "RemoteFile", "Transport", "TransportPool", "parse_location"]
 
 TransportFactory = Callable[[ConnectionConfig | None], Transport]
 
 
+# The protocol libraries (paramiko, boto3, ftplib) are imported when a connection is first
+# opened, so commands that never open one (check, status, history …) start quickly.
+
+
 def _local(_: ConnectionConfig | None) -> Transport:
     return LocalTransport()
 
 
+def _ftp(conn: ConnectionConfig | None) -> Transport:
+    from ferryman.transports.ftp import open_ftp
+
+    return open_ftp(conn)
+
+
+def _s3(conn: ConnectionConfig | None) -> Transport:
+    from ferryman.transports.s3 import open_s3
+
+    return open_s3(conn)
+
+
+def _sftp(conn: ConnectionConfig | None) -> Transport:
+    from ferryman.transports.sftp import open_sftp
+
+    return open_sftp(conn)
+
+
 TRANSPORTS: dict[str, TransportFactory] = {
     "file": _local,
-    "ftp": open_ftp,
-    "s3": open_s3,
-    "sftp": open_sftp,
+    "ftp": _ftp,
+    "s3": _s3,
+    "sftp": _sftp,
 }
 """Transport factories by URL scheme (the connection type of the same name)."""
 
