@@ -689,3 +689,13 @@ def test_a_move_folder_that_cannot_be_made_is_logged_and_the_file_kept(
     src.finalize(item_for(c), Outcome(True))
     assert (inbox / "a.csv").exists()
     assert f"could not dispose of {inbox / 'a.csv'}" in caplog.text
+
+
+def test_moving_into_the_folder_the_file_is_in_is_refused(
+        tmp_path: Path, inbox: Path, caplog: pytest.LogCaptureFixture) -> None:
+    src = source(tmp_path, settle="0s", after={"move": "."})
+    put(inbox / "a.csv")
+    [c] = src.scan()
+    src.finalize(item_for(c), Outcome(True))
+    assert sorted(p.name for p in inbox.iterdir()) == ["a.csv"]
+    assert "is the folder the file is in" in caplog.text

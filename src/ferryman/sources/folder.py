@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ferryman import templates
-from ferryman.errors import describe
+from ferryman.errors import PermanentError, describe
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
 from ferryman.model import Model
@@ -598,7 +598,10 @@ class FolderSource(Source[FolderSourceConfig]):
         values = templates.fields_for(flow=item.flow, item=item.id, meta=item.meta, path=path)
         rendered = Path(templates.render_path(template, values)).expanduser()
         root = item.meta.get("dir") or os.path.dirname(path)
-        return rendered if rendered.is_absolute() else Path(root) / rendered
+        folder = rendered if rendered.is_absolute() else Path(root) / rendered
+        if os.path.abspath(folder) == os.path.dirname(path):
+            raise PermanentError(f"the move folder {template!r} is the folder the file is in")
+        return folder
 
     def _move_targets_inside(self) -> set[str]:
         """Relative folders (below a watched folder) that originals are moved to: never scanned."""
