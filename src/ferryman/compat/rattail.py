@@ -112,7 +112,8 @@ def _profile_note(profile: Profile) -> str:
     if profile.watch_locks:
         notes.append(f"{key}.watch_locks = true: a file is taken once its <file>.lock disappears")
     if not profile.process_existing:
-        notes.append(f"{key}.process_existing = false: files already there at start are left alone")
+        notes.append(f"{key}.process_existing = false: files already there when the flow first started "
+                     "are left alone")
     if profile.stop_on_error:
         notes.append(f"{key}.stop_on_error = true: after a failure the flow pauses until "
                      f"`ferryman resume {key}`")
@@ -121,6 +122,8 @@ def _profile_note(profile: Profile) -> str:
 
 def _action_note(key: str, action: Action) -> str:
     note = f"action {action.name!r}: {key}.action.{action.name}.{action.kind} = {action.spec}"
+    if action.kind == "class":
+        note += "\nthe class is built with a config object read from config_file: keep that file"
     if action.retry_attempts > 1:
         note += (f"\nretry_attempts = {action.retry_attempts}, retry_delay = {action.retry_delay}: "
                  "a retry failing with another exception type gives up at once")
