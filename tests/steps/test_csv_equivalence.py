@@ -78,13 +78,13 @@ def tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(csv_rewrite, "MIN_BLOCK", 4)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=TEXT, opts=options(), read_size=st.sampled_from([1, 3, 7, 64, 1 << 20]))
 def test_random_text_any_dialect(text: str, opts: Options, read_size: int) -> None:
     same_as_reference(text, opts, read_size)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=ROWS, written_as=dialects(True), opts=options(), read_size=st.sampled_from([2, 5, 1 << 20]))
 def test_csv_written_by_the_csv_module(rows: list[list[str]], written_as: Dialect, opts: Options,
                                        read_size: int) -> None:
@@ -101,7 +101,7 @@ def test_csv_written_by_the_csv_module(rows: list[list[str]], written_as: Dialec
     same_as_reference(buffer.getvalue(), Options(input=reading, output=opts.output, rules=opts.rules), read_size)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(rows=ROWS, read_size=st.sampled_from([3, 1 << 20]), lt=st.sampled_from(["\r\n", "\n"]),
        rules=RULES)
 def test_the_common_rewrite_comma_to_semicolon(rows: list[list[str]], read_size: int, lt: str,
