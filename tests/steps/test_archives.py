@@ -133,3 +133,13 @@ def test_nothing_outside_work_folder(run_step: RunStep, inputs: list[Path], tmp_
     run_step({"type": "zip"}, inputs)
     run_step({"type": "gzip"}, inputs)
     assert tree(inputs[0].parent) == before
+
+
+def test_checksum_refuses_colliding_sidecars(run_step: RunStep, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one, two = tmp_path / "a" / "x.csv", tmp_path / "b" / "x.csv"
+    one.write_text("1")
+    two.write_text("2")
+    with pytest.raises(PermanentError, match=r"two files are named 'x\.csv'"):
+        run_step({"type": "checksum"}, [one, two])

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ferryman.errors import PermanentError
 from ferryman.item import Item
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
 from ferryman.transports.local import os_errors
@@ -49,6 +50,8 @@ class ChecksumStep(Step[ChecksumConfig]):
         files = list(item.files)
         for path in ctx.files(self.config.include):
             sidecar = ctx.work_dir / f"{path.name}.{algorithm}"
+            if sidecar in files:
+                raise PermanentError(f"checksum: two files are named {path.name!r}; their sidecars would collide")
             with os_errors("cannot checksum"):
                 digest = file_digest(path, algorithm)
                 sidecar.write_text(sidecar_line(digest, path.name), encoding="utf-8")
