@@ -9,11 +9,14 @@ Each transport maps its library's exceptions to `TransientError` /
 
 from __future__ import annotations
 
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+
+from ferryman.errors import TransientError
 
 
 @dataclass(frozen=True)
@@ -69,3 +72,19 @@ class Transport(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional
         """Close the connection."""
+
+
+NETWORK_ERRORS = (socket.gaierror, TimeoutError, ConnectionError, EOFError)
+"""Failures of the network itself (not of the protocol): worth a retry with a fresh connection."""
+
+
+def network_error(exc: BaseException, what: str, host: str, port: int, timeout: float) -> TransientError:
+    """The one-line `TransientError` for a DNS failure, a timeout, a refused or a lost connection."""
+    if isinstance(exc, socket.gaierror):
+        return TransientError(f"{what}: cannot resolve host {host}: {exc.strerror}")
+    if isinstance(exc, TimeoutError):
+        return TransientError(f"{what}: timed out after {timeout:g}s")
+    if isinstance(exc, ConnectionRefusedError):
+        return TransientError(f"{what}: connection refused (is the server running on port {port}?)")
+    reason = " ".join(str(exc).split()) or exc.__class__.__name__
+    return TransientError(f"{what}: connection lost ({reason})")

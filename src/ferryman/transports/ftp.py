@@ -19,7 +19,6 @@ from __future__ import annotations
 import builtins
 import ftplib
 import select
-import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -29,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from ferryman.connections import ConnectionConfig, FtpConnection
 from ferryman.errors import FerrymanError, PermanentError, TransientError
 from ferryman.secrets import mask
-from ferryman.transports.base import RemoteFile, Transport
+from ferryman.transports.base import RemoteFile, Transport, network_error
 from ferryman.transports.ftps import ImplicitTlsFTP, TlsFTP, tls_context
 
 CHUNK = 1024 * 1024
@@ -121,16 +120,8 @@ class FtpTransport(Transport):
             raise TransientError(f"{what}: connection lost during TLS ({_reason(exc)})") from None
         except ssl.SSLError as exc:
             raise PermanentError(f"{what}: TLS failed ({exc.reason or _reason(exc)})") from None
-        except socket.gaierror as exc:
-            raise TransientError(f"{what}: cannot resolve host {self.conn.host}: {exc.strerror}") from None
-        except TimeoutError:
-            raise TransientError(f"{what}: timed out after {self.conn.timeout:g}s") from None
-        except ConnectionRefusedError:
-            raise TransientError(
-                f"{what}: connection refused (is the server running on port {self.port}?)"
-            ) from None
         except (OSError, EOFError) as exc:
-            raise TransientError(f"{what}: connection lost ({_reason(exc)})") from None
+            raise network_error(exc, what, self.conn.host, self.port, self.conn.timeout) from None
 
     def _alive(self) -> bool:
         """False when the control connection is gone or has something unasked for to say

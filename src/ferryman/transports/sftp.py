@@ -17,7 +17,6 @@ pool then closes this transport and the next use reconnects).
 from __future__ import annotations
 
 import errno
-import socket
 import stat as stat_mode
 import struct
 from collections import deque
@@ -47,7 +46,7 @@ from paramiko.sftp_attr import SFTPAttributes
 from ferryman.connections import ConnectionConfig, SftpConnection
 from ferryman.errors import FerrymanError, PermanentError, TransientError
 from ferryman.secrets import mask
-from ferryman.transports.base import RemoteFile, Transport
+from ferryman.transports.base import NETWORK_ERRORS, RemoteFile, Transport, network_error
 from ferryman.transports.ssh import fingerprint, ssh_login
 
 WRITE_SIZE = 32 * 1024
@@ -110,16 +109,8 @@ class SftpTransport(Transport):
             raise PermanentError(f"{what}: login failed for user {self.conn.user} (wrong password or key)") from None
         except paramiko.BadHostKeyException as exc:
             raise PermanentError(f"{what}: host key mismatch ({fingerprint(exc.key)})") from None
-        except socket.gaierror as exc:
-            raise TransientError(f"{what}: cannot resolve host {self.conn.host}: {exc.strerror}") from None
-        except TimeoutError:
-            raise TransientError(f"{what}: timed out after {self.conn.timeout:g}s") from None
-        except ConnectionRefusedError:
-            raise TransientError(
-                f"{what}: connection refused (is the server running on port {self.conn.port}?)"
-            ) from None
-        except (ConnectionError, EOFError) as exc:
-            raise TransientError(f"{what}: connection lost ({_reason(exc)})") from None
+        except NETWORK_ERRORS as exc:
+            raise network_error(exc, what, self.conn.host, self.conn.port, self.conn.timeout) from None
         except paramiko.SSHException as exc:
             reason = mask(_reason(exc), self._secrets)
             if not self._alive() or "dropped" in reason or "closed" in reason.lower():
