@@ -699,3 +699,19 @@ def test_moving_into_the_folder_the_file_is_in_is_refused(
     src.finalize(item_for(c), Outcome(True))
     assert sorted(p.name for p in inbox.iterdir()) == ["a.csv"]
     assert "is the folder the file is in" in caplog.text
+
+
+def test_recursive_never_enters_the_folder_originals_are_moved_to(
+        tmp_path: Path, inbox: Path, watching: Any) -> None:
+    src = source(tmp_path, recursive=True, settle="0s", rescan="1h", after={"move": "done/{now:%Y}"})
+    put(inbox / "done" / "2020" / "old.csv")
+    w = watching(src)
+    put(inbox / "sub" / "a.csv", mtime=1_000)
+    w.wait_names("sub/a.csv")
+    [c] = [c for c in w.emitted if c.meta["relpath"] == "sub/a.csv"]
+    src.finalize(item_for(c), Outcome(True))
+    year = datetime.now().strftime("%Y")
+    assert (inbox / "done" / year / "a.csv").exists()
+    time.sleep(0.3)
+    assert w.names() == ["sub/a.csv"]
+    assert "inside the folder originals are moved to" in str(src.explain(str(inbox / "done" / year / "a.csv")))
