@@ -8,6 +8,7 @@ server and never a secret.
 from __future__ import annotations
 
 import imaplib
+import logging
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -19,6 +20,11 @@ from ferryman.connections import ImapConnection
 from ferryman.errors import FerrymanError, PermanentError, TransientError
 from ferryman.secrets import Secret, mask
 from ferryman.tls import client_context
+
+# imapclient traces every protocol line at DEBUG (mail headers and bodies included):
+# keep that out of `ferryman run -v` unless someone asks for it explicitly.
+if logging.getLogger("imapclient").level == logging.NOTSET:
+    logging.getLogger("imapclient").setLevel(logging.INFO)
 
 
 class _TokenRefused(Exception):
