@@ -58,7 +58,7 @@ class _Introspection(BaseHTTPRequestHandler):
         token = (form.get("token") or [""])[0]
         user = self.server.tokens.get(token)
         body = json.dumps({"active": True, "username": user} if user else {"active": False}).encode()
-        self.send_response(200 if user else 401)
+        self.send_response(200)  # RFC 7662: an inactive token is still a 200 answer
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
