@@ -120,3 +120,13 @@ def render_name(template: str, values: Mapping[str, Any]) -> str:
     if not rendered or rendered in (".", "..") or "/" in rendered or "\\" in rendered or "\x00" in rendered:
         raise UnsafeInput(f"rendered name {rendered!r} is not a plain file name (template {template!r})")
     return rendered
+
+
+def numbered(name: str, n: int) -> str:
+    """`name` when `n` is 0, else ``stem-n.ext`` split at the first dot (``a.tar.gz`` → ``a-1.tar.gz``):
+    how every component names a copy that must not overwrite another."""
+    if n == 0:
+        return name
+    hidden = "." if name.startswith(".") else ""
+    stem, dot, ext = name[len(hidden):].partition(".")
+    return f"{hidden}{stem}-{n}{dot}{ext}"

@@ -48,3 +48,10 @@ def test_check_refuses_unknown_fields() -> None:
     with pytest.raises(ValueError, match="meta.KEY"):
         templates.check("{meta}")
     templates.check("{meta.x}/{now:%Y}")
+
+
+def test_numbered_names_split_at_the_first_dot() -> None:
+    assert templates.numbered("a.csv", 0) == "a.csv"
+    assert templates.numbered("a.tar.gz", 2) == "a-2.tar.gz"
+    assert templates.numbered(".profile", 1) == ".profile-1"
+    assert templates.numbered("README", 3) == "README-3"

@@ -79,6 +79,8 @@ if_exists = "rename"
         kills += 1
         check_no_original_lost()
     daemon = start_ferryman("run", "-c", str(config))
+    pid_file = tmp_path / "state" / "ferryman.pid"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() == str(daemon.pid), timeout=30)
     try:
         wait_for(lambda: not any(inbox.iterdir()), timeout=180, interval=0.2)
     except AssertionError:

@@ -634,9 +634,8 @@ def move_without_overwrite(path: str, folder: Path) -> Path:
         with open(source, "rb") as f:
             os.fsync(f.fileno())
         copied = True
-    stem, suffix = os.path.splitext(name)
     for n in itertools.count():
-        target = folder / (name if n == 0 else f"{stem}-{n}{suffix}")
+        target = folder / templates.numbered(name, n)
         try:
             _claim(source, target)
         except FileExistsError:

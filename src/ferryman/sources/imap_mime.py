@@ -21,6 +21,8 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
 
+from ferryman import templates
+
 
 @dataclass(frozen=True)
 class Part:
@@ -183,10 +185,9 @@ def safe_name(name: str | None, fallback: str) -> str:
 def unique(name: str, taken: set[str]) -> str:
     """`name`, or ``stem-1.ext`` … when it is already in `taken` (which is updated)."""
     candidate = name
-    stem, dot, ext = name.partition(".")
     n = 1
     while candidate in taken:
-        candidate = f"{stem}-{n}{dot}{ext}"
+        candidate = templates.numbered(name, n)
         n += 1
     taken.add(candidate)
     return candidate

@@ -370,9 +370,8 @@ def _free_name(transport: Transport, target: str) -> str:
     if transport.stat(target) is None:
         return target
     folder, name = posixpath.split(target)
-    stem, dot, ext = name.partition(".")
     for n in range(1, 10_000):
-        candidate = posixpath.join(folder, f"{stem}-{n}{dot}{ext}")
+        candidate = posixpath.join(folder, templates.numbered(name, n))
         if transport.stat(candidate) is None:
             return candidate
     raise PermanentError(f"{target}: no free name left to move to")

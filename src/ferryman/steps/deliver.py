@@ -176,16 +176,15 @@ class DeliverStep(Step[DeliverConfig]):
             return None
         if mode == "fail":
             raise PermanentError(f"{final} already exists (if_exists = fail)")
-        stem, dot, ext = posixpath.basename(final).partition(".")
-        folder = posixpath.dirname(final)
+        folder, name = posixpath.split(final)
         for n in range(1, 10_000):
-            candidate = posixpath.join(folder, f"{stem}-{n}{dot}{ext}")
+            candidate = posixpath.join(folder, templates.numbered(name, n))
             other = transport.stat(candidate)
             if other is None:
                 return candidate
             if self._same(transport, path, size, candidate, other.size, ctx):
                 return None
-        raise PermanentError(f"{final}: no free name left (tried {stem}-1 … {stem}-9999)")
+        raise PermanentError(f"{final}: no free name left (tried 9,999 numbered names)")
 
     def _same(self, transport: Transport, path: Path, size: int, remote: str, remote_size: int,
               ctx: StepContext) -> bool:
