@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import Field, field_validator
 
+from ferryman import templates
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
 from ferryman.model import Model
@@ -40,6 +41,24 @@ class SourceConfig(Model):
                 raise ValueError(f"not a valid regex: {exc}") from None
             if not pattern.groupindex:
                 raise ValueError("the regex has no named groups like (?P<to>…)")
+        return value
+
+
+class MoveTo(Model):
+    """``{move = "archive/{now:%Y-%m}"}``: after the item, move the original into a folder."""
+
+    move: str = Field(
+        description="Destination folder template ({now:%Y-%m}, {name}, {meta.KEY}, …), relative to the "
+        "watched folder or remote path unless absolute. Created when missing; an existing file there is "
+        "never overwritten (the moved file gets a -1, -2 … suffix)."
+    )
+
+    @field_validator("move")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the move folder is empty")
+        templates.check(value)
         return value
 
 

@@ -42,8 +42,7 @@ from ferryman import templates
 from ferryman.errors import PermanentError, describe
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
-from ferryman.model import Model
-from ferryman.sources.base import Emit, Source, SourceConfig
+from ferryman.sources.base import Emit, MoveTo, Source, SourceConfig
 from ferryman.units import Duration, format_duration
 
 if TYPE_CHECKING:
@@ -52,24 +51,6 @@ if TYPE_CHECKING:
 DEFAULT_IGNORE = ["*.in_progress", "*.part", "*.tmp", "*.lock", "*.done"]
 BUILTIN_META = ("name", "path", "dir", "relpath", "size", "mtime")
 CURSOR = "folder.ignore_before"
-
-
-class MoveTo(Model):
-    """``{move = "archive/{now:%Y-%m}"}``: move the original into a folder."""
-
-    move: str = Field(
-        description="Destination folder template ({now:%Y-%m}, {name}, {meta.KEY}, …); relative to "
-        "the watched folder. Created when missing; an existing file there is never overwritten "
-        "(the moved file gets a -1, -2 … suffix)."
-    )
-
-    @field_validator("move")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("the move folder is empty")
-        templates.check(value)
-        return value
 
 
 class FolderSourceConfig(SourceConfig):

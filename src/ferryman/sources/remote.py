@@ -38,31 +38,12 @@ from ferryman import templates
 from ferryman.errors import PermanentError, TransientError, describe
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
-from ferryman.model import Model
-from ferryman.sources.base import Emit, Source, SourceConfig
+from ferryman.sources.base import Emit, MoveTo, Source, SourceConfig
 from ferryman.transports import Location, RemoteFile, Transport, parse_location
 from ferryman.units import Duration
 
 DEFAULT_IGNORE = ["*.in_progress", "*.part", "*.tmp", "*.lock", "*.done", "*.filepart"]
 BUILTIN_META = ("name", "relpath", "remote_path", "remote_url", "size", "mtime", "etag")
-
-
-class RemoteMove(Model):
-    """``{move = "archive/{now:%Y-%m}"}``: move the original into a remote folder."""
-
-    move: str = Field(
-        description="Remote folder template ({now:%Y-%m}, {name}, {meta.KEY}, …), relative to the "
-        "watched path unless it starts with '/'. Created when missing; an existing file there is "
-        "never overwritten (the moved file gets a -1, -2 … suffix)."
-    )
-
-    @field_validator("move")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("the move folder is empty")
-        templates.check(value)
-        return value
 
 
 class RemoteSourceConfig(SourceConfig):
@@ -94,7 +75,7 @@ class RemoteSourceConfig(SourceConfig):
     settle: Duration = Field(
         2.0, description="With ready = 'stable', how long `run --once` waits between its two listings."
     )
-    after: Literal["keep", "delete"] | RemoteMove = Field(
+    after: Literal["keep", "delete"] | MoveTo = Field(
         "keep", description="After success: 'keep', 'delete' or {move = 'remote folder template'} "
         "(a done file goes too)."
     )
@@ -292,7 +273,7 @@ class RemoteSource(Source[C]):
                     transport.remove(done)
                 self.flow.log.info("%s: deleted %s", self.flow.flow, item.origin)
                 return
-            assert isinstance(after, RemoteMove)
+            assert isinstance(after, MoveTo)
             folder = self._move_folder(after.move, item)
             transport.makedirs(folder)
             target = _free_name(transport, posixpath.join(folder, posixpath.basename(path)))
