@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 from servers.dovecot import Dovecot, dovecot, mail  # noqa: F401 - fixture
+from servers.ftp import FtpServer, ftp_plain_server  # noqa: F401 - fixture
 from servers.https import HttpsServer, https_server  # noqa: F401 - fixture
 from support import ferryman, start_ferryman, wait_for
 
@@ -35,7 +36,7 @@ def export_mail(export_id: int, url: str) -> bytes:
                 body=f"Hello,\n\nThe export is ready: {url}\n\nITRP").as_bytes()
 
 
-def write_config(folder: Path, server: Dovecot, user: str, https: HttpsServer) -> Path:
+def write_config(folder: Path, server: Dovecot, user: str, https: HttpsServer, extra: str = "") -> Path:
     config = folder / "ferryman.toml"
     config.write_text(f"""
 [ferryman]
@@ -83,7 +84,7 @@ include = ["*.csv"]
 [[flows.itrp.steps]]
 type = "deliver"
 to = "out/{{meta.export_type}}"
-""")
+{extra}""")
     return config
 
 
@@ -102,7 +103,8 @@ def archived(server: Dovecot, user: str) -> list[str]:
                       for v in fetched.values())
 
 
-def test_itrp_exports_end_to_end(dovecot: Dovecot, https_server: HttpsServer, tmp_path: Path) -> None:
+def test_itrp_exports_end_to_end(dovecot: Dovecot, https_server: HttpsServer, ftp_plain_server: FtpServer,
+                                 tmp_path: Path) -> None:
     user = dovecot.new_user()
     people = https_server.add("e2e-777.zip", export_zip("20240131-people.csv"))
     sites = https_server.add("e2e-779.zip", export_zip("20240131-sites.csv", "20240131-people_contacts.csv"))
@@ -110,9 +112,23 @@ def test_itrp_exports_end_to_end(dovecot: Dovecot, https_server: HttpsServer, tm
     dovecot.append(user, export_mail(777, people))
     ignored = dovecot.append(user, export_mail(781, other))
     dovecot.append(user, export_mail(779, sites + "?token=t0p"))
-    config = write_config(tmp_path, dovecot, user, https_server)
+    ftp = ftp_plain_server
+    # The old monitor's to_ftp / to_ftp_dir, with a folder name holding dots (it used to drop those).
+    config = write_config(tmp_path, dovecot, user, https_server, f"""
+[[flows.itrp.steps]]
+type = "deliver"
+to = "ftp://ftp/exports.v2/{user}/{{meta.export_type}}"
 
-    done = ferryman("run", "--once", "-c", str(config), env=ENV)
+[connections.ftp]
+type = "ftp"
+host = "127.0.0.1"
+port = {ftp.port}
+user = "alice"
+password = {{ env = "FERRYMAN_FTP_PASSWORD" }}
+tls = false
+""")
+
+    done = ferryman("run", "--once", "-c", str(config), env={**ENV, "FERRYMAN_FTP_PASSWORD": "secret"})
 
     assert done.returncode == 0, done.stderr
     assert files_under(tmp_path / "out") == {
@@ -120,13 +136,14 @@ def test_itrp_exports_end_to_end(dovecot: Dovecot, https_server: HttpsServer, tm
         "sites/20240131-sites.csv": REWRITTEN,
         "people_contacts/20240131-people_contacts.csv": REWRITTEN,
     }
+    assert files_under(ftp.root / "exports.v2" / user) == files_under(tmp_path / "out")
     assert dovecot.uids(user) == [ignored]                      # the 781 mail: left alone
     assert dovecot.flags(user, ignored) == set()                # … not even marked seen
     assert archived(dovecot, user) == ["777", "779"]
     assert https_server.requests["/files/e2e-781.zip"] == 0
     assert "secret" not in done.stderr and "t0p" not in done.stderr
 
-    again = ferryman("run", "--once", "-c", str(config), env=ENV)
+    again = ferryman("run", "--once", "-c", str(config), env={**ENV, "FERRYMAN_FTP_PASSWORD": "secret"})
     assert again.returncode == 0, again.stderr
     assert https_server.requests["/files/e2e-777.zip"] == 1     # never downloaded twice
     assert archived(dovecot, user) == ["777", "779"]
