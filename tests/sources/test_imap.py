@@ -390,3 +390,11 @@ def test_three_header_values_and_a_non_ascii_subject(dovecot: Dovecot, make_sour
     source = make_source(dovecot, user, take="link", headers={"export_id": "X-ITRP-ExportID"},
                          match={"subject": "prêt", "headers": {"X-ITRP-ExportID": ["1", "3", "4"]}})
     assert [c.meta["export_id"] for c in source.scan()] == ["1", "3", "4"]
+
+
+@pytest.mark.parametrize("since, found", [("2000-01-31", 1), ("30d", 1), ("2999-01-01", 0)])
+def test_since(dovecot: Dovecot, make_source: MakeSource, since: str, found: int) -> None:
+    user = dovecot.new_user()
+    dovecot.append(user, link_mail(777))
+    source = make_source(dovecot, user, take="link", match={"since": since})
+    assert len(source.scan()) == found
