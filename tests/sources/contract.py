@@ -1,0 +1,342 @@
+"""`SourceContract`: the promises every file source keeps, run against every implementation.
+
+A source's test module subclasses `SourceContract` and provides one fixture,
+``place``: a `Place` — a fresh, empty watched folder (or remote folder, or
+bucket prefix) on a real server, that can build sources watching it and put,
+rewrite, remove and look at originals there.  Originals are plain names in
+that folder (the contract does not recurse).
+
+What is promised (DESIGN.md "Sources" and "Promises"):
+
+1. a ready original is offered by `scan()` with a key; the key is stable
+   (scanning again, or a new source after a restart, gives the same key), and
+   a changed original gets a new one;
+2. temporary names (``*.in_progress``, ``*.part``, ``*.tmp``) and hidden files
+   are never offered;
+3. ``include``/``exclude`` globs select what is offered;
+4. ``meta_from_name``: named groups land in ``meta``; a non-matching name is
+   not offered, and `explain` says why;
+5. `finalize` deletes on success with ``after = "delete"``, keeps with
+   ``after = "keep"``, never removes after a failure, and does not raise when
+   the original is already gone;
+6. candidates found together come oldest first (``order``);
+7. `watch` offers a new original while running and returns soon after `stop`
+   is set, leaving no thread behind (the autouse conftest checks).
+
+Items handed to `finalize` are built from candidates the way the journal's
+``admit`` builds them (see `item_of`).  Import it as
+``from sources.contract import Place, SourceContract`` (``tests/`` is on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from ferryman.connections import ConnectionConfig
+from ferryman.flow import FlowContext
+from ferryman.item import Candidate, Item, Outcome
+from ferryman.sources import SOURCES
+from ferryman.sources.base import Source
+from ferryman.transports import TransportPool
+from support import wait_for
+
+NAME_PATTERN = r"(?P<to>.+)_(?P<db>[^_]+)\.csv$"
+
+
+class Place(ABC):
+    """One test's watched folder: builds sources over it and handles its originals."""
+
+    base_config: dict[str, Any]
+    """Config every source built here gets (type, where, a short settle); `source(**config)` adds to it."""
+
+    watch_config: ClassVar[dict[str, Any]] = {}
+    """Config that makes `watch` notice a new original quickly (e.g. a short poll_interval)."""
+
+    idle_config: ClassVar[dict[str, Any]] = {}
+    """Config under which `watch` would not look again for a long time (to show `stop` cuts the wait)."""
+
+    age_step: ClassVar[float] = 0.0
+    """Where `put` cannot set an age, how long to wait between writes so their ages differ."""
+
+    def __init__(self) -> None:
+        self._sources: list[Source[Any]] = []
+
+    def source(self, **config: Any) -> Source[Any]:
+        """A new source watching this place (closed when the test ends)."""
+        built = self.build({**self.base_config, **config})
+        self._sources.append(built)
+        return built
+
+    @abstractmethod
+    def build(self, raw: dict[str, Any]) -> Source[Any]:
+        """The source for the raw (TOML-like) config `raw`."""
+
+    @abstractmethod
+    def put(self, name: str, data: bytes, age: float | None = None) -> None:
+        """Create or rewrite original `name`; `age` seconds old where the place can set it."""
+
+    @abstractmethod
+    def exists(self, name: str) -> bool:
+        """Whether original `name` is still there."""
+
+    @abstractmethod
+    def remove(self, name: str) -> None:
+        """Remove original `name` behind the source's back."""
+
+    @abstractmethod
+    def target(self, name: str) -> str:
+        """What `explain` and `key_of` take for original `name` (a path, a URL)."""
+
+    def started(self, source: Source[Any]) -> None:  # noqa: B027 - optional hook
+        """Wait until a watching `source` would notice a new original (default: nothing to wait for)."""
+
+    def close(self) -> None:
+        for source in self._sources:
+            source.close()
+
+
+class RemotePlace(Place):
+    """A folder (or bucket prefix) on a real server, watched by a polled remote source (connection "srv")."""
+
+    watch_config = {"poll_interval": "50ms"}
+    idle_config = {"poll_interval": "1h"}
+
+    def __init__(self, scheme: str, conn: ConnectionConfig, remote: str, tmp_path: Path) -> None:
+        super().__init__()
+        self.scheme = scheme
+        self.remote = remote.rstrip("/")
+        self.pool = TransportPool({"srv": conn})
+        self.flow = FlowContext(flow="t", root=tmp_path, config_dir=tmp_path, connections={"srv": conn},
+                                transports=self.pool, journal=None)  # type: ignore[arg-type]
+        self.base_config = {"type": scheme, "url": f"{scheme}://srv{self.remote}", "settle": "50ms"}
+
+    def build(self, raw: dict[str, Any]) -> Source[Any]:
+        cls = SOURCES[self.scheme]
+        return cls(cls.Config.model_validate(raw), self.flow)
+
+    def target(self, name: str) -> str:
+        return f"{self.scheme}://srv{self.remote}/{name}"
+
+    def close(self) -> None:
+        super().close()
+        self.pool.close()
+
+
+class DiskRemotePlace(RemotePlace):
+    """A remote folder whose server runs here, so that it is also a local folder (sshd, pyftpdlib)."""
+
+    def __init__(self, scheme: str, conn: ConnectionConfig, remote: str, local: Path, tmp_path: Path) -> None:
+        super().__init__(scheme, conn, remote, tmp_path)
+        self.local = local
+        local.mkdir(parents=True, exist_ok=True)
+
+    def put(self, name: str, data: bytes, age: float | None = None) -> None:
+        path = self.local / name
+        path.write_bytes(data)
+        if age is not None:
+            past = time.time() - age
+            os.utime(path, (past, past))
+
+    def exists(self, name: str) -> bool:
+        return (self.local / name).exists()
+
+    def remove(self, name: str) -> None:
+        (self.local / name).unlink()
+
+
+def item_of(candidate: Candidate, flow: str = "t") -> Item:
+    """The item the journal admits for `candidate` (as `SqlJournal.admit` builds it)."""
+    now = time.time()
+    return Item(id=uuid.uuid4().hex, flow=flow, key=candidate.key, origin=candidate.origin,
+                meta=dict(candidate.meta), files=list(candidate.files), created_at=now, updated_at=now)
+
+
+def names(candidates: list[Candidate]) -> list[str]:
+    return [c.meta["name"] for c in candidates]
+
+
+def one(candidates: list[Candidate], name: str) -> Candidate:
+    found = [c for c in candidates if c.meta["name"] == name]
+    assert len(found) == 1, f"{name} offered {len(found)} times in {names(candidates)}"
+    return found[0]
+
+
+class Watching:
+    """`watch()` running in a (non-daemon) thread, collecting what it emits."""
+
+    def __init__(self, source: Source[Any]) -> None:
+        self.emitted: list[Candidate] = []
+        self._lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=source.watch, args=(self._emit, self.stop),
+                                       name="source-contract-watch")
+
+    def _emit(self, candidates: list[Candidate]) -> None:
+        with self._lock:
+            self.emitted.extend(candidates)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return names(self.emitted)
+
+    def __enter__(self) -> Watching:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive(), "watch() did not return within 10 s of stop"
+
+
+class SourceContract:
+    """Promises every file source keeps.  Subclasses provide the ``place`` fixture."""
+
+    # -- 1. keys --------------------------------------------------------------------------------
+
+    def test_a_ready_original_is_offered_with_a_key(self, place: Place) -> None:
+        place.put("report.csv", b"1;2;3\n", age=100)
+        source = place.source()
+        found = one(source.scan(), "report.csv")
+        assert found.key
+        assert found.origin
+        if any(step.get("type") == "fetch" for step in source.implicit_steps):
+            assert found.files == (), "a fetched candidate carries no files until fetch"
+        else:
+            assert found.files, "a candidate carries its original, or the source names a fetch step"
+            assert all(f.exists() for f in found.files)
+
+    def test_the_key_is_stable_while_the_original_is_unchanged(self, place: Place) -> None:
+        place.put("report.csv", b"1;2;3\n", age=100)
+        source = place.source()
+        first = one(source.scan(), "report.csv")
+        # The same source may offer it again or not (the journal drops known keys), never under a new key.
+        assert {c.key for c in source.scan() if c.meta["name"] == "report.csv"} <= {first.key}
+        # After a restart: a new source offers it under the same key.
+        assert one(place.source().scan(), "report.csv").key == first.key
+
+    def test_a_changed_original_gets_a_new_key(self, place: Place) -> None:
+        place.put("report.csv", b"version one\n", age=100)
+        source = place.source()
+        first = one(source.scan(), "report.csv")
+        place.put("report.csv", b"version two, and longer\n", age=50)
+        again = one(source.scan(), "report.csv")
+        assert again.key != first.key
+        assert one(place.source().scan(), "report.csv").key == again.key
+
+    def test_key_of_gives_the_key_a_scan_gives(self, place: Place) -> None:
+        place.put("report.csv", b"data", age=100)
+        source = place.source()
+        found = one(source.scan(), "report.csv")
+        key_of = getattr(source, "key_of", None)
+        if key_of is None:
+            pytest.skip(f"{type(source).__name__} has no key_of")
+        assert key_of(place.target("report.csv")) == found.key
+        assert key_of(place.target("missing.csv")) is None
+
+    # -- 2. temporary and hidden files -------------------------------------------------------------
+
+    def test_temporary_and_hidden_files_are_never_offered(self, place: Place) -> None:
+        temporary = ["upload.csv.in_progress", "upload.csv.part", "upload.csv.tmp", ".hidden.csv"]
+        for name in [*temporary, "real.csv"]:
+            place.put(name, b"data", age=100)
+        source = place.source()
+        assert names(source.scan()) == ["real.csv"]
+        for name in temporary:
+            why = source.explain(place.target(name))
+            assert why is not None and ("ignored" in why or "hidden" in why), f"{name}: {why!r}"
+
+    # -- 3. include / exclude ---------------------------------------------------------------------
+
+    def test_include_and_exclude_select(self, place: Place) -> None:
+        for name in ("keep.csv", "skip-me.csv", "other.txt"):
+            place.put(name, b"data", age=100)
+        source = place.source(include=["*.csv"], exclude=["skip*"])
+        assert names(source.scan()) == ["keep.csv"]
+        assert "include" in (source.explain(place.target("other.txt")) or "")
+        assert "exclude" in (source.explain(place.target("skip-me.csv")) or "")
+
+    # -- 4. meta_from_name --------------------------------------------------------------------------
+
+    def test_meta_from_name(self, place: Place) -> None:
+        place.put("jane.doe@example.com_bmgf.csv", b"data", age=100)
+        place.put("no-underscore.csv", b"data", age=100)
+        source = place.source(meta_from_name=NAME_PATTERN)
+        [found] = source.scan()
+        assert found.meta["to"] == "jane.doe@example.com"
+        assert found.meta["db"] == "bmgf"
+        why = source.explain(place.target("no-underscore.csv"))
+        assert why is not None and "meta_from_name" in why
+
+    # -- 5. finalize ---------------------------------------------------------------------------------
+
+    def test_after_delete_removes_the_original_on_success(self, place: Place) -> None:
+        place.put("a.csv", b"data", age=100)
+        source = place.source(after="delete")
+        assert source.disposes
+        item = item_of(one(source.scan(), "a.csv"))
+        source.finalize(item, Outcome(succeeded=True))
+        assert not place.exists("a.csv")
+        source.finalize(item, Outcome(succeeded=True))  # again (the engine re-runs it after a crash)
+
+    def test_after_keep_keeps_the_original(self, place: Place) -> None:
+        place.put("a.csv", b"data", age=100)
+        source = place.source(after="keep")
+        assert not source.disposes
+        source.finalize(item_of(one(source.scan(), "a.csv")), Outcome(succeeded=True))
+        assert place.exists("a.csv")
+        assert names(place.source().scan()) == ["a.csv"]
+
+    def test_a_failed_item_never_removes_its_original(self, place: Place) -> None:
+        place.put("a.csv", b"data", age=100)
+        source = place.source(after="delete")
+        item = item_of(one(source.scan(), "a.csv"))
+        source.finalize(item, Outcome(succeeded=False, error="PermanentError: boom"))
+        assert place.exists("a.csv")
+
+    def test_finalize_of_an_original_already_gone_does_not_raise(self, place: Place) -> None:
+        place.put("a.csv", b"data", age=100)
+        source = place.source(after="delete")
+        item = item_of(one(source.scan(), "a.csv"))
+        place.remove("a.csv")
+        source.finalize(item, Outcome(succeeded=True))
+        source.finalize(item, Outcome(succeeded=False, error="PermanentError: boom"))
+        assert not place.exists("a.csv")
+
+    # -- 6. order -----------------------------------------------------------------------------------
+
+    def test_oldest_first(self, place: Place) -> None:
+        oldest_first = ["zulu.csv", "mike.csv", "alpha.csv"]  # not alphabetical
+        for age, name in zip((300, 200, 100), oldest_first, strict=True):
+            place.put(name, b"data", age=age)
+            time.sleep(place.age_step)
+        found = place.source().scan()
+        assert names(sorted(found, key=lambda c: (c.order, c.key))) == oldest_first  # as Engine.offer sorts
+
+    # -- 7. watch -----------------------------------------------------------------------------------
+
+    def test_watch_offers_a_new_original(self, place: Place) -> None:
+        place.put("old.csv", b"data", age=100)
+        source = place.source(**place.watch_config)
+        with Watching(source) as watching:
+            place.started(source)
+            wait_for(lambda: "old.csv" in watching.names(), timeout=15)
+            place.put("new.csv", b"fresh data")
+            wait_for(lambda: "new.csv" in watching.names(), timeout=15)
+        # Offered again (a rescan) only ever under the same key.
+        assert len({c.key for c in watching.emitted if c.meta["name"] == "new.csv"}) == 1
+
+    def test_watch_returns_soon_after_stop(self, place: Place) -> None:
+        source = place.source(**place.idle_config)
+        with Watching(source):
+            place.started(source)
+            time.sleep(0.2)  # let it settle into its long wait
+        # Watching.__exit__ asserts the thread ended; the autouse fixture checks nothing else leaked.

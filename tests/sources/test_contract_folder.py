@@ -1,0 +1,69 @@
+"""The `SourceContract` for the ``folder`` source, on a real local folder with real inotify."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ferryman.flow import FlowContext
+from ferryman.sources import SOURCES
+from ferryman.sources.base import Source
+from ferryman.sources.folder import FolderSource
+from ferryman.transports import TransportPool
+from sources.contract import Place, SourceContract
+
+# watchdog warns when it watches a folder twice (the source silences it outside pytest).
+pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
+
+
+class FolderPlace(Place):
+    watch_config = {"rescan": "1h"}  # inotify must see the new file: no rescan to fall back on
+    idle_config = {"rescan": "1h"}
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__()
+        self.folder = tmp_path / "in"
+        self.folder.mkdir()
+        self.flow = FlowContext(flow="t", root=tmp_path / ".ferryman", config_dir=tmp_path, connections={},
+                                transports=TransportPool({}), journal=None)  # type: ignore[arg-type]
+        self.base_config = {"type": "folder", "path": str(self.folder), "settle": "50ms"}
+
+    def build(self, raw: dict[str, Any]) -> Source[Any]:
+        cls = SOURCES["folder"]
+        return cls(cls.Config.model_validate(raw), self.flow)
+
+    def put(self, name: str, data: bytes, age: float | None = None) -> None:
+        path = self.folder / name
+        path.write_bytes(data)
+        if age is not None:
+            past = time.time() - age
+            os.utime(path, (past, past))
+
+    def exists(self, name: str) -> bool:
+        return (self.folder / name).exists()
+
+    def remove(self, name: str) -> None:
+        (self.folder / name).unlink()
+
+    def target(self, name: str) -> str:
+        return str(self.folder / name)
+
+    def started(self, source: Source[Any]) -> None:
+        assert isinstance(source, FolderSource)
+        assert source.watching.wait(10), "the inotify observer did not start"
+
+
+@pytest.fixture
+def place(tmp_path: Path) -> Iterator[Place]:
+    folder = FolderPlace(tmp_path)
+    yield folder
+    folder.close()
+
+
+class TestFolderSourceContract(SourceContract):
+    pass
