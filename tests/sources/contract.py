@@ -95,6 +95,10 @@ class Place(ABC):
     def target(self, name: str) -> str:
         """What `explain` and `key_of` take for original `name` (a path, a URL)."""
 
+    @abstractmethod
+    def foreign(self, name: str) -> str:
+        """A target of the same kind as `target`, but outside this place (not the source's)."""
+
     def started(self, source: Source[Any]) -> None:  # noqa: B027 - optional hook
         """Wait until a watching `source` would notice a new original (default: nothing to wait for)."""
 
@@ -124,6 +128,9 @@ class RemotePlace(Place):
 
     def target(self, name: str) -> str:
         return f"{self.scheme}://srv{self.remote}/{name}"
+
+    def foreign(self, name: str) -> str:
+        return f"{self.scheme}://elsewhere{self.remote}/{name}"
 
     def close(self) -> None:
         super().close()
@@ -232,6 +239,47 @@ class SourceContract:
         assert again.key != first.key
         assert one(place.source().scan(), "report.csv").key == again.key
 
+    def test_a_same_size_rewrite_gets_a_new_key(self, place: Place) -> None:
+        place.put("report.csv", b"aaaa", age=100)
+        first = one(place.source().scan(), "report.csv")
+        time.sleep(place.age_step)
+        place.put("report.csv", b"bbbb", age=50)
+        assert one(place.source().scan(), "report.csv").key != first.key
+
+    def test_unicode_and_space_names(self, place: Place) -> None:
+        name = "données été 日本.csv"
+        place.put(name, name.encode(), age=100)
+        source = place.source()
+        found = one(source.scan(), name)
+        why = source.explain(place.target(name))
+        assert why is not None and "no such" not in why
+        key_of = getattr(source, "key_of", None)
+        if key_of is not None:
+            assert key_of(place.target(name)) == found.key
+
+    def test_an_original_still_being_written_is_not_offered(self, place: Place) -> None:
+        place.put("steady.csv", b"done", age=100)
+        writing = threading.Event()
+        stop = threading.Event()
+
+        def writer() -> None:
+            data = b""
+            while not stop.is_set():
+                data += b"more data\n"
+                place.put("growing.csv", data)
+                writing.set()
+                stop.wait(0.01)
+
+        thread = threading.Thread(target=writer, name="source-contract-writer")
+        thread.start()
+        try:
+            assert writing.wait(10)
+            found = place.source(settle="300ms").scan()
+        finally:
+            stop.set()
+            thread.join(10)
+        assert names(found) == ["steady.csv"]
+
     def test_key_of_gives_the_key_a_scan_gives(self, place: Place) -> None:
         place.put("report.csv", b"data", age=100)
         source = place.source()
@@ -254,13 +302,20 @@ class SourceContract:
             why = source.explain(place.target(name))
             assert why is not None and ("ignored" in why or "hidden" in why), f"{name}: {why!r}"
 
+    def test_explain_of_a_missing_or_foreign_original(self, place: Place) -> None:
+        source = place.source()
+        assert "no such" in (source.explain(place.target("missing.csv")) or "")
+        assert source.explain(place.foreign("missing.csv")) is None
+        place.put("here.csv", b"data", age=100)
+        assert source.explain(place.foreign("here.csv")) is None
+
     # -- 3. include / exclude ---------------------------------------------------------------------
 
     def test_include_and_exclude_select(self, place: Place) -> None:
-        for name in ("keep.csv", "skip-me.csv", "other.txt"):
+        for name in ("keep.csv", "skip-me.csv", "other.txt", "SHOUT.CSV"):
             place.put(name, b"data", age=100)
         source = place.source(include=["*.csv"], exclude=["skip*"])
-        assert names(source.scan()) == ["keep.csv"]
+        assert names(source.scan()) == ["keep.csv"], "globs are case-sensitive"
         assert "include" in (source.explain(place.target("other.txt")) or "")
         assert "exclude" in (source.explain(place.target("skip-me.csv")) or "")
 
@@ -311,6 +366,29 @@ class SourceContract:
         source.finalize(item, Outcome(succeeded=False, error="PermanentError: boom"))
         assert not place.exists("a.csv")
 
+    def test_a_version_changed_since_it_was_processed_is_never_removed(self, place: Place) -> None:
+        place.put("a.csv", b"version one", age=100)
+        source = place.source(after="delete")
+        item = item_of(one(source.scan(), "a.csv"))
+        time.sleep(place.age_step)
+        place.put("a.csv", b"version two, not processed yet", age=50)
+        source.finalize(item, Outcome(succeeded=True))
+        assert place.exists("a.csv")
+        assert one(place.source().scan(), "a.csv").key != item.key
+
+    def test_done_files(self, place: Place) -> None:
+        place.put("a.csv", b"data", age=100)
+        place.put("b.csv", b"data", age=100)
+        place.put("b.csv.done", b"", age=100)
+        source = place.source(ready="done_file", after="delete")
+        item = item_of(one(source.scan(), "b.csv"))
+        # a.csv waits for its done file, and a done file is never an item itself.
+        assert names(place.source(ready="done_file").scan()) == ["b.csv"]
+        source.finalize(item, Outcome(succeeded=True))
+        assert not place.exists("b.csv")
+        assert not place.exists("b.csv.done"), "the done file goes with its original"
+        assert place.exists("a.csv")
+
     # -- 6. order -----------------------------------------------------------------------------------
 
     def test_oldest_first(self, place: Place) -> None:
@@ -329,8 +407,12 @@ class SourceContract:
         with Watching(source) as watching:
             place.started(source)
             wait_for(lambda: "old.csv" in watching.names(), timeout=15)
+            place.put("new.csv.in_progress", b"half")
+            place.put(".new.csv", b"hidden")
             place.put("new.csv", b"fresh data")
             wait_for(lambda: "new.csv" in watching.names(), timeout=15)
+        assert "new.csv.in_progress" not in watching.names()
+        assert ".new.csv" not in watching.names()
         # Offered again (a rescan) only ever under the same key.
         assert len({c.key for c in watching.emitted if c.meta["name"] == "new.csv"}) == 1
 

@@ -53,6 +53,9 @@ class FolderPlace(Place):
     def target(self, name: str) -> str:
         return str(self.folder / name)
 
+    def foreign(self, name: str) -> str:
+        return str(self.folder.parent / "elsewhere" / name)
+
     def started(self, source: Source[Any]) -> None:
         assert isinstance(source, FolderSource)
         assert source.watching.wait(10), "the inotify observer did not start"
