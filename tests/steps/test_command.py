@@ -122,3 +122,16 @@ def test_missing_program(run_step: RunStep, csv_file: Path) -> None:
 def test_config_errors(tmp_path: Path, config: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         build_step({"type": "command", **config}, tmp_path)
+
+
+def test_shell_mode_files_are_each_quoted(run_step: RunStep, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    a, b = folder / "a b.csv", folder / "c'd.csv"
+    a.write_text("1")
+    b.write_text("2")
+    result = run_step({"type": "command", "shell": True, "per": "item", "collect": True,
+                       "command": "for f in {files}; do cat \"$f\"; done > all.txt"}, [a, b])
+    assert result.files is not None and result.files[0].read_text() == "12"
+    with pytest.raises(UnsafeInput, match="outside quotes"):
+        run_step({"type": "command", "shell": True, "per": "item", "command": 'cat "{files}"'}, [a, b])

@@ -89,6 +89,11 @@ def shell_render(template: str, values: dict[str, Any]) -> str:
                 quote = None
         if field is None:
             continue
+        if field == "files" and not spec and not conversion:
+            if quote is not None:
+                raise UnsafeInput("put {files} outside quotes in the shell command (each path is quoted)")
+            out.append(" ".join(shlex.quote(str(p)) for p in values["files"]))
+            continue
         piece = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
         value = templates.render(piece, values)
         if quote is None:
@@ -127,8 +132,7 @@ class CommandStep(Step[CommandConfig]):
     def _argv(self, values: dict[str, Any], files: list[Path]) -> list[str] | str:
         command = self.config.command
         if isinstance(command, str):
-            values = {**values, "files": " ".join(shlex.quote(str(p)) for p in files)}
-            return shell_render(command, values)
+            return shell_render(command, {**values, "files": files})
         argv: list[str] = []
         for template in command:
             if template == FILES:
