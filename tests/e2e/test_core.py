@@ -229,3 +229,34 @@ def test_full_disk_is_a_clear_error_and_leaves_no_partial_file(tmp_path: Path) -
         assert (tmp_path / "in" / "big.bin").exists()
     finally:
         subprocess.run(["umount", str(full)], check=False)
+
+
+def test_items_delivering_to_the_same_name_never_mix_their_bytes(tmp_path: Path) -> None:
+    config = tmp_path / "ferryman.toml"
+    config.write_text("""
+[ferryman]
+root = "state"
+workers = 4
+
+[flows.same]
+[flows.same.source]
+type = "folder"
+path = "in"
+recursive = true
+settle = "10ms"
+
+[[flows.same.steps]]
+type = "deliver"
+to = "out"
+if_exists = "rename"
+""")
+    contents = {}
+    for sub in ("a", "b", "c", "d"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        data = os.urandom(8 * 1024 * 1024)
+        (tmp_path / "in" / sub / "r.csv").write_bytes(data)
+        contents[sub] = data
+    ferryman("run", "--once", "-c", str(config), check=True)
+    delivered = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert delivered == ["r-1.csv", "r-2.csv", "r-3.csv", "r.csv"]
+    assert sorted((tmp_path / "out" / n).read_bytes() for n in delivered) == sorted(contents.values())

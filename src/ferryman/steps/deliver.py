@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,6 +87,37 @@ class DeliverConfig(StepConfig):
         return value
 
 
+CLOCK_SKEW = 300.0
+"""Seconds a server's clock may lag ours when judging whether a remote file is our own delivery."""
+
+
+class _Destinations:
+    """One lock per destination name, shared by every deliver step of the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[tuple[str, str | None, str], tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: tuple[str, str | None, str]) -> Iterator[None]:
+        with self._lock:
+            lock, users = self._held.get(key, (threading.Lock(), 0))
+            self._held[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, users = self._held[key]
+                if users == 1:
+                    del self._held[key]
+                else:
+                    self._held[key] = (lock, users - 1)
+
+
+_DESTINATIONS = _Destinations()
+
+
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
     """Hex digest of a local file, streamed."""
     with open(path, "rb") as f:
@@ -121,7 +155,14 @@ class DeliverStep(Step[DeliverConfig]):
         except OSError as exc:
             raise PermanentError(f"cannot read {path}: {exc.strerror}") from None
         transport.makedirs(folder)
-        final = self._final_name(transport, path, size, posixpath.join(folder, name), ctx)
+        wanted = posixpath.join(folder, name)
+        # Items of this process delivering to the same name take turns, from the existence check
+        # to the rename: they never share a temporary file nor pick the same free name.
+        with _DESTINATIONS.hold((self.location.scheme, self.location.connection, wanted)):
+            return self._write(transport, path, size, wanted, ctx)
+
+    def _write(self, transport: Transport, path: Path, size: int, wanted: str, ctx: StepContext) -> str | None:
+        final = self._final_name(transport, path, size, wanted, ctx)
         if final is None:
             return None
         if transport.atomic_put:
@@ -165,7 +206,7 @@ class DeliverStep(Step[DeliverConfig]):
         existing = transport.stat(final)
         if existing is None:
             return final
-        if self._same(transport, path, size, final, existing.size, ctx):
+        if self._same(transport, path, size, final, existing.size, ctx, existing.mtime):
             self.flow.log.info("%s: %s is already there (identical), not written again", self.flow.flow, final)
             return None
         mode = self.config.if_exists
@@ -182,20 +223,22 @@ class DeliverStep(Step[DeliverConfig]):
             other = transport.stat(candidate)
             if other is None:
                 return candidate
-            if self._same(transport, path, size, candidate, other.size, ctx):
+            if self._same(transport, path, size, candidate, other.size, ctx, other.mtime):
                 return None
         raise PermanentError(f"{final}: no free name left (tried 9,999 numbered names)")
 
     def _same(self, transport: Transport, path: Path, size: int, remote: str, remote_size: int,
-              ctx: StepContext) -> bool:
+              ctx: StepContext, remote_mtime: float | None = None) -> bool:
         """Whether `remote` already holds exactly `path`'s bytes (our own earlier delivery)."""
         if remote_size != size:
             return False
         theirs = transport.checksum(remote)
         if theirs is not None:
             return theirs == file_digest(path)
-        # Without a checksum, an equal size only counts when this step ran before for the item.
-        return ctx.attempt > 1
+        # Without a checksum, an equal size counts only when this step ran before for the item and
+        # the file was written after the item arrived (yesterday's same-size report is not ours).
+        arrived = ctx.item.created_at - CLOCK_SKEW
+        return ctx.attempt > 1 and remote_mtime is not None and remote_mtime >= arrived
 
     def _verify(self, transport: Transport, path: Path, size: int, written: str) -> None:
         found = transport.stat(written)
