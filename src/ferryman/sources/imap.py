@@ -171,6 +171,10 @@ class ImapSource(Source[ImapSourceConfig]):
         """UIDVALIDITY of the mailbox selected on the reader connection."""
 
     @property
+    def disposes(self) -> bool:
+        return self.config.after != "keep"
+
+    @property
     def where(self) -> str:
         return f"{self.login.where} mailbox {self.config.mailbox!r}"
 
