@@ -156,6 +156,8 @@ def run(config_path: str | None, once: bool, flows: tuple[str, ...], exit_when_i
         code = daemon.run()
     except FerrymanError as exc:
         fail(describe(exc))
+    except OSError as exc:
+        fail(f"cannot use the state folder {loaded.root}: {exc.strerror or exc}")
     finally:
         if progress:
             progress.close()
@@ -196,6 +198,7 @@ def status(config_path: str | None, as_json: bool) -> None:
         counts = journal.counts()
         paused = journal.paused()
         failed = journal.history(state=State.FAILED, limit=10)
+        failed_steps = {i.id: journal.steps(i.id) for i in failed} if as_json else {}
     pid = running_pid(loaded.root)
     states = [str(s) for s in State]
     if as_json:
@@ -203,7 +206,7 @@ def status(config_path: str | None, as_json: bool) -> None:
             "daemon": {"running": pid is not None, "pid": pid},
             "flows": {name: {"states": {s: counts.get(name, {}).get(s, 0) for s in states},
                              "paused": paused.get(name)} for name in loaded.config.flows},
-            "recent_failures": [display.item_dict(i) for i in failed],
+            "recent_failures": [display.item_dict(i, failed_steps[i.id]) for i in failed],
         })
         return
     click.echo(f"daemon: {'running, pid ' + str(pid) if pid else 'not running'} (root {loaded.root})")
@@ -269,6 +272,12 @@ def retry(config_path: str | None, item_ids: tuple[str, ...], flow: str | None, 
         fail("name items to retry, or use --flow NAME --failed")
     loaded = load(config_path)
     with journal_of(loaded) as journal:
+        for wanted in item_ids:
+            item = journal.get(wanted)
+            gone = [p for p in item.files if not p.exists()] if item and item.step == 0 else []
+            if item and gone:
+                fail(f"item {item.id}: its original {gone[0]} is no longer there (moved by after_failure, "
+                     "or deleted); put the file back and touch it: it is then picked up as a new item", 1)
         changed = journal.retry(item_ids, flow if failed else None)
     if not changed:
         fail("no failed item matched", 1)

@@ -145,30 +145,41 @@ class Daemon:
                 engine.resume_unfinished()
                 self._serve(engine)
                 self._stop_sources()
-                drained = engine.drain(self.loaded.config.ferryman.grace)
-                if not drained:
-                    log.warning("grace period over; unfinished items resume at the next start")
+                grace = self.loaded.config.ferryman.grace
                 if not self.reload.is_set() or self.stop.is_set():
+                    if not engine.drain(grace):
+                        _cut_short(journal)
                     return 0
+                # A reload starts no item before the running ones ended: none may run twice.
+                while not engine.drain(grace):
+                    log.warning("reload waits for running items to finish")
+                    if self.stop.is_set():
+                        _cut_short(journal)
                 self.reload.clear()
                 engine = self._reloaded(engine, journal)
         finally:
             engine.close()
 
     def _reloaded(self, engine: Engine, journal: Any) -> Engine:
+        """The engine of the reloaded config; on any problem, the running one (already drained)."""
+        running = self.loaded
         try:
-            fresh = config_module.load(self.loaded.path)
-        except ConfigError as exc:
-            for problem in exc.problems:
+            self.loaded = config_module.load(running.path)
+            fresh = self._engine(journal)
+        except (ConfigError, FerrymanError) as exc:
+            problems = exc.problems if isinstance(exc, ConfigError) else [describe(exc)]
+            for problem in problems:
                 log.error("reload refused: %s", problem)
             log.error("keeping the running configuration")
-            old = self._engine(journal)
-            engine.close()
-            return old
+            self.loaded = running
+            return engine
+        except Exception as exc:
+            log.exception("reload refused: %s; keeping the running configuration", describe(exc))
+            self.loaded = running
+            return engine
         engine.close()
-        self.loaded = fresh
-        log.info("configuration reloaded from %s", fresh.path)
-        return self._engine(journal)
+        log.info("configuration reloaded from %s", self.loaded.path)
+        return fresh
 
     def _once(self, engine: Engine) -> int:
         resumed = engine.resume_unfinished()
@@ -260,3 +271,12 @@ class Daemon:
 
 def _as_list(value: object) -> list[object]:
     return list(value) if isinstance(value, list | tuple) else []
+
+
+def _cut_short(journal: Any) -> None:
+    """Steps still run after the grace period: end the process now, as a crash would (they resume
+    at the next start), holding the pid lock to the very end so nobody runs them twice meanwhile."""
+    log.warning("grace period over; unfinished items resume at the next start")
+    journal.flush()
+    logging.shutdown()
+    os._exit(0)

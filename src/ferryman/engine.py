@@ -79,6 +79,7 @@ class Engine:
         self._idle = threading.Condition(self._lock)
         self._known: set[str] = set()
         self._timers: list[tuple[float, str, str]] = []
+        self._abandoned: dict[str, threading.Thread] = {}  # item id → attempt that ran past its timeout
         self._running = 0
         self._last_activity = time.monotonic()
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ferryman-worker")
@@ -131,7 +132,9 @@ class Engine:
         (a crash between the journal's commit and the move or delete)."""
         for key in keys:
             item = self.journal.find(flow.name, key)
-            if item is not None and item.state in (State.DONE, State.FAILED):
+            with self._lock:
+                busy = item is not None and item.id in self._known
+            if item is not None and not busy and item.state in (State.DONE, State.FAILED):
                 self._finalize(flow, item, Outcome(item.state == State.DONE, item.error))
 
     def resume_unfinished(self) -> int:
@@ -193,11 +196,22 @@ class Engine:
 
     def _process(self, flow: Flow, item_id: str) -> None:
         try:
+            abandoned = self._abandoned.get(item_id)
+            if abandoned is not None and abandoned.is_alive():
+                # The attempt that timed out still runs: never start another one beside it.
+                with self._lock:
+                    heapq.heappush(self._timers, (time.time() + 1.0, flow.name, item_id))
+                return
+            self._abandoned.pop(item_id, None)
             item = self.journal.claim(item_id, self.owner, self.lease)
-            if item is not None:
-                self._run(flow, item)
-        except Exception:
+            if item is None:  # another instance holds it: look again when its lease may be over
+                with self._lock:
+                    self._known.discard(item_id)
+                return
+            self._run(flow, item)
+        except Exception as exc:
             log.exception("internal error while processing item %s of flow %s", item_id, flow.name)
+            self._internal_error(flow, item_id, exc)
         finally:
             with self._lock:
                 flow.running -= 1
@@ -219,7 +233,7 @@ class Engine:
         for index in range(item.step, len(flow.steps)):
             step = flow.steps[index]
             attempt_dir = work / f"{index:02d}-{step.config.type}-{item.attempts}"
-            if item.attempts > 1 and attempt_dir.exists():  # left by a crash: start it afresh
+            if attempt_dir.exists():  # left by a crash or an earlier failed attempt: start afresh
                 shutil.rmtree(attempt_dir, ignore_errors=True)
             timeout = step.config.timeout or flow.config.timeout
             ctx = StepContext(flow=flow.context, item=item, index=index, work_dir=attempt_dir,
@@ -229,6 +243,8 @@ class Engine:
             try:
                 result = _call(step, item, ctx, timeout)
             except Exception as exc:
+                if isinstance(exc, _Abandoned):
+                    self._abandoned[item.id] = exc.thread
                 run = StepRun(item.id, index, step.config.title, started, time.time(), "failed", describe(exc))
                 self.journal.step_failed(run)
                 self._failed(flow, item, step, exc)
@@ -282,6 +298,23 @@ class Engine:
                       flow.name, flow.name)
         self._finished(flow, item)
 
+    def _internal_error(self, flow: Flow, item_id: str, exc: Exception) -> None:
+        """A failure outside the steps (the journal, a bug): fail the item loudly instead of leaving
+        it running; `ferryman retry` takes it up again."""
+        message = f"internal error: {describe(exc)}"
+        item = Item(item_id, flow.name, "", "", {}, [], State.FAILED, error=message)
+        try:
+            stored = self.journal.get(item_id)
+            if stored is not None:
+                item = stored
+                item.state, item.error, item.error_type = State.FAILED, message, type(exc).__name__
+                self.journal.finish(item)
+        except Exception as again:
+            log.error("could not journal the failure of item %s: %s", item_id, describe(again))
+        self.hub.failed(Failure(flow.name, item.id, item.key, item.origin, "-", message, item.attempts,
+                                time.time()))
+        self._finished(flow, item)
+
     def _finalize(self, flow: Flow, item: Item, outcome: Outcome) -> None:
         try:
             flow.source.finalize(item, outcome)
@@ -303,7 +336,12 @@ class Engine:
                 f.queue for f in self.flows.values() if not f.paused))
 
     def idle_for(self) -> float:
-        """Seconds since the last item activity (0 while busy)."""
+        """Seconds since the last item activity (0 while busy, or while a source waits for a file
+        to settle)."""
+        if any(flow.source.waiting() for flow in self.flows.values()):
+            with self._lock:
+                self._last_activity = time.monotonic()
+            return 0.0
         with self._lock:
             return 0.0 if self.busy() else time.monotonic() - self._last_activity
 
@@ -357,9 +395,19 @@ def _call(step: Step[Any], item: Item, ctx: StepContext, timeout: float | None) 
         finally:
             done.set()
 
-    threading.Thread(target=target, name=f"ferryman-step-{item.id}", daemon=True).start()
+    thread = threading.Thread(target=target, name=f"ferryman-step-{item.id}", daemon=True)
+    thread.start()
     if not done.wait(timeout):
-        raise StepTimeout(f"step {step.config.title} ran past its timeout of {format_duration(timeout)}")
+        raise _Abandoned(f"step {step.config.title} ran past its timeout of {format_duration(timeout)}", thread)
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+class _Abandoned(StepTimeout):
+    """A step timed out; its thread may still run (Python cannot stop it), so the engine starts no
+    other attempt of the item until that thread has ended."""
+
+    def __init__(self, message: str, thread: threading.Thread) -> None:
+        super().__init__(message)
+        self.thread = thread

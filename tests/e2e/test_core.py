@@ -260,3 +260,55 @@ if_exists = "rename"
     delivered = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert delivered == ["r-1.csv", "r-2.csv", "r-3.csv", "r.csv"]
     assert sorted((tmp_path / "out" / n).read_bytes() for n in delivered) == sorted(contents.values())
+
+
+def test_sigterm_enforces_the_grace_period_and_the_item_resumes(tmp_path: Path) -> None:
+    (tmp_path / "slow.py").write_text(
+        "import time, os\n"
+        "def run(path):\n"
+        "    with open(os.environ['RUNS'], 'a') as f: f.write(f'{os.getpid()}\\n')\n"
+        "    time.sleep(float(os.environ.get('SLEEP', '20')))\n")
+    config = write_config(tmp_path, steps='[[flows.drop.steps]]\ntype = "python"\ncall = "slow:run"\n'
+                          'result = "ignore"\n')
+    config.write_text(config.read_text().replace('grace = "5s"', 'grace = "1s"'))
+    env = {"PYTHONPATH": str(tmp_path), "RUNS": str(tmp_path / "runs.log")}
+    (tmp_path / "in" / "a.csv").write_text("x\n")
+    daemon = start_ferryman("run", "-c", str(config), env=env)
+    wait_for(lambda: (tmp_path / "runs.log").exists(), timeout=30)
+    started = time.monotonic()
+    _, err = stop(daemon)
+    assert time.monotonic() - started < 10, "the grace period (1s) is enforced"
+    assert "grace period over" in err
+    # The cut-short item resumes at the next start, and is delivered once.
+    done = ferryman("run", "--once", "-c", str(config), env={**env, "SLEEP": "0"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "out" / "a.csv").read_text() == "x\n"
+    assert len((tmp_path / "runs.log").read_text().split()) == 2
+
+
+def test_retry_of_an_item_whose_original_was_moved_away_says_so(tmp_path: Path) -> None:
+    config = write_config(tmp_path, to="out/{meta.nope}")
+    config.write_text(config.read_text().replace('after = "keep"', 'after = "keep"\nafter_failure = { move = "failed" }'))
+    (tmp_path / "in" / "a.csv").write_text("x\n")
+    assert ferryman("run", "--once", "-c", str(config)).returncode == 1
+    assert (tmp_path / "in" / "failed" / "a.csv").exists()
+    (item,) = json.loads(ferryman("history", "--json", "-c", str(config), check=True).stdout)
+    refused = ferryman("retry", item["id"], "-c", str(config))
+    assert refused.returncode == 1
+    assert "is no longer there" in refused.stderr and "put the file back" in refused.stderr
+
+
+def test_unusable_state_folder_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace('root = "state"', 'root = "/proc/nope/state"'))
+    done = ferryman("run", "--once", "-c", str(config))
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("ferryman: ") and "Traceback" not in done.stderr
+
+
+def test_credentials_in_a_url_are_refused_without_echoing_them(tmp_path: Path) -> None:
+    config = write_config(tmp_path, to="ftp://bob:Hunter2Secret@ftp.example.com/in")
+    done = ferryman("check", "-c", str(config))
+    assert done.returncode == 2
+    assert "may not hold credentials" in done.stderr
+    assert "Hunter2Secret" not in done.stderr + done.stdout

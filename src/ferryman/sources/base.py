@@ -107,6 +107,11 @@ class Source(ABC, Generic[C]):
     def finalize(self, item: Item, outcome: Outcome) -> None:
         """Dispose of the original after the journal committed `outcome` (default: keep it)."""
 
+    def waiting(self) -> bool:
+        """True while the source has seen originals that are not ready yet (a file settling):
+        ``--exit-when-idle`` does not count that time as idle."""
+        return False
+
     def explain(self, path: str) -> str | None:
         """Why `path` is or is not picked up by this source (None when it is not this source's)."""
         return None

@@ -206,6 +206,9 @@ class FolderSource(Source[FolderSourceConfig]):
 
     # ---- the Source interface ----------------------------------------------------------
 
+    def waiting(self) -> bool:
+        return bool(self._seen or self._writing)
+
     @property
     def disposes(self) -> bool:
         return self.config.after != "keep" or self.config.after_failure != "keep"

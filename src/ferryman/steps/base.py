@@ -51,6 +51,7 @@ class StepContext:
         self.work_path = work_dir
         self.attempt = attempt
         self.deadline = deadline
+        """`time.monotonic()` value past which the step should give up (None: no limit)."""
         self.now = now or datetime.now()
 
     @property

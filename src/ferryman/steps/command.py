@@ -188,7 +188,7 @@ class CommandStep(Step[CommandConfig]):
     def _timeout(self, ctx: StepContext) -> float | None:
         limits = [t for t in (self.config.timeout,) if t is not None]
         if ctx.deadline is not None:
-            limits.append(max(ctx.deadline - time.time(), 0.001))
+            limits.append(max(ctx.deadline - time.monotonic(), 0.001))
         return min(limits) if limits else None
 
 

@@ -83,6 +83,10 @@ def parse_location(url: str) -> Location:
     if scheme not in TRANSPORTS:
         known = ", ".join(f"{s}://" for s in sorted(TRANSPORTS))
         raise ValueError(f"unknown URL scheme {scheme}:// in {url!r}; use a local path or {known}")
+    if "@" in parts.netloc:
+        raise ValueError(f"{scheme}:// URLs may not hold credentials: name a connection "
+                         f"({scheme}://NAME/path) and give its password under [connections.NAME] "
+                         "as { env = \"VAR\" }")
     if not parts.netloc:
         raise ValueError(f"{url!r} names no connection: write {scheme}://CONNECTION/path")
     return Location(scheme, parts.netloc, unquote(parts.path) or "/")
