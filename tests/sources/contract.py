@@ -321,6 +321,13 @@ class SourceContract:
         place.put("here.csv", b"data", age=100)
         assert source.explain(place.foreign("here.csv")) is None
 
+    def test_ignore_and_ignore_hidden_can_be_changed(self, place: Place) -> None:
+        every = ["upload.csv.in_progress", "upload.csv.part", ".hidden.csv", "real.csv"]
+        for name in every:
+            place.put(name, b"data", age=100)
+        source = place.source(ignore=["*.part"], ignore_hidden=False)
+        assert sorted(place.names(source.scan())) == sorted([".hidden.csv", "real.csv", "upload.csv.in_progress"])
+
     # -- 3. include / exclude ---------------------------------------------------------------------
 
     def test_include_and_exclude_select(self, place: Place) -> None:
@@ -380,6 +387,21 @@ class SourceContract:
         place.remove("a.csv")
         source.finalize(item, Outcome(succeeded=True))
         source.finalize(item, Outcome(succeeded=False, error="PermanentError: boom"))
+        assert not place.exists("a.csv")
+
+    def test_after_move_moves_and_never_overwrites(self, place: Place) -> None:
+        place.put("a.csv", b"first", age=100)
+        source = place.source(after={"move": "archive"})
+        assert source.disposes
+        source.finalize(item_of(place.one(source.scan(), "a.csv")), Outcome(succeeded=True))
+        assert not place.exists("a.csv")
+        assert place.exists("archive/a.csv")
+        place.put("a.csv", b"second, longer", age=50)
+        again = place.source(after={"move": "archive"})
+        found = again.scan()
+        assert place.names(found) == ["a.csv"], "moved originals are not offered again"
+        again.finalize(item_of(found[0]), Outcome(succeeded=True))
+        assert place.exists("archive/a.csv") and place.exists("archive/a-1.csv")
         assert not place.exists("a.csv")
 
     def test_a_version_changed_since_it_was_processed_is_never_removed(self, place: Place) -> None:
