@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError
 
 from ferryman.connections import CONNECTIONS, ConnectionConfig
 from ferryman.errors import ConfigError
@@ -110,13 +110,6 @@ class Config(Model):
     notify: dict[str, AnyNotifier] = Field(default_factory=dict)
     flows: dict[str, FlowConfig] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _references(self) -> Config:
-        problems = list(_reference_problems(self))
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
-
 
 @dataclass
 class LoadedConfig:
@@ -174,12 +167,21 @@ def validate(raw: dict[str, Any]) -> Config:
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
+        found: dict[str, list[str]] = {}
         for err in exc.errors():
-            line = _describe(raw, err)
+            path, message = _describe(raw, err)
+            line = f"{path}: {message}" if path else message
             if err["type"] in _TAG_ERRORS or any(line.startswith((f"{u}.", f"{u}:")) for u in untyped):
                 continue
-            problems.append(line)
+            found.setdefault(path, []).append(message)
+        for path, messages in found.items():
+            # A union whose branch went deeper (a typo inside { move = … }) says only that.
+            if any(other.startswith((f"{path}.", f"{path}[")) for other in found if other != path):
+                continue
+            text = "; or ".join(dict.fromkeys(messages))
+            problems.append(f"{path}: {text}" if path else text)
         raise ConfigError(problems) from None
+    problems += _reference_problems(config)
     if problems:
         raise ConfigError(problems)
     return config
@@ -232,22 +234,20 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _describe(raw: dict[str, Any], err: Any) -> str:
-    """One line for one pydantic error: the TOML key path, what is wrong, a suggestion."""
+def _describe(raw: dict[str, Any], err: Any) -> tuple[str, str]:
+    """The TOML key path of one pydantic error, and what is wrong there (with a suggestion)."""
     path, model = _walk(raw, tuple(err["loc"]))
     message = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if err["type"] == "extra_forbidden":
-        valid = sorted(model.model_fields) if model is not None else []
-        valid = [model.model_fields[k].alias or k for k in valid] if model is not None else []
+        valid = [f.alias or k for k, f in sorted(model.model_fields.items())] if model is not None else []
         key = path.rsplit(".", 1)[-1]
-        return f"{path}: unknown key{_did_you_mean(key, valid)}" + (
-            f" (valid keys: {', '.join(valid)})" if valid and not _did_you_mean(key, valid) else ""
-        )
+        hint = _did_you_mean(key, valid)
+        return path, "unknown key" + (hint or (f" (valid keys: {', '.join(valid)})" if valid else ""))
     if err["type"] == "missing":
-        return f"{path}: required key is missing"
-    if not path:
-        return message
-    return f"{path}: {message}"
+        return path, "required key is missing"
+    if err["type"] in ("model_type", "dict_type", "model_attributes_type"):
+        return path, "should be a table, like { key = value }"
+    return path, message
 
 
 def _walk(raw: Any, loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None]:
@@ -260,6 +260,11 @@ def _walk(raw: Any, loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None]:
         # A discriminated union puts the tag in `loc`; it is not a key in the file.
         if isinstance(node, dict) and part not in node and node.get("type") == part:
             annotation = _pick_tagged(annotation, str(part))
+            continue
+        # A plain union puts the member it tried in `loc` ("MoveTo", "literal['keep','delete']").
+        member = _union_member(annotation, part) if not (isinstance(node, dict) and part in node) else None
+        if member is not None:
+            annotation = member
             continue
         if isinstance(part, int):
             path += f"[{part}]"
@@ -303,6 +308,18 @@ def _inner(annotation: Any, container: type) -> Any:
     if typing.get_origin(annotation) is container:
         return typing.get_args(annotation)[-1]
     return annotation
+
+
+def _union_member(annotation: Any, part: Any) -> Any:
+    """The member of a union annotation that pydantic names `part` in an error location, or None."""
+    annotation = _strip(annotation)
+    if not isinstance(part, str) or typing.get_origin(annotation) not in (Union, types.UnionType):
+        return None
+    for member in typing.get_args(annotation):
+        name = getattr(member, "__name__", "")
+        if part == name or (part.startswith("literal[") and typing.get_origin(member) is Literal):
+            return member
+    return None
 
 
 def _pick_tagged(annotation: Any, tag: str) -> Any:

@@ -47,6 +47,10 @@ CASES = [
      "flows.people.steps[0].to: unknown template field {metta}"),
     ("bad secret", GOOD_FLOW + '[connections.s]\ntype = "sftp"\nhost = "h"\nuser = "u"\npassword = { envv = "X" }\n',
      "connections.s.password: a secret is a string"),
+    ("union branch names stay hidden", GOOD_FLOW.replace('path = "in"', 'path = "in"\nafter = "move"'),
+     "flows.people.source.after: Input should be 'keep' or 'delete'; or should be a table"),
+    ("typo inside a union branch", GOOD_FLOW.replace('path = "in"', 'path = "in"\nafter = { mvoe = "x" }'),
+     "flows.people.source.after.mvoe: unknown key; did you mean 'move'?"),
     ("workers out of range", "[ferryman]\nworkers = 0\n" + GOOD_FLOW,
      "ferryman.workers: Input should be greater than or equal to 1"),
 ]
@@ -108,3 +112,13 @@ def test_env_var_names_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     path.write_text(GOOD_FLOW)
     monkeypatch.setenv("FERRYMAN_CONFIG", str(path))
     assert config.load(None).path == path.resolve()
+
+
+def test_reference_problems_are_one_line_each() -> None:
+    snippet = GOOD_FLOW.replace('to = "out"', 'to = "sftp://nope/x"') + (
+        '[[flows.people.steps]]\ntype = "deliver"\nto = "ftp://nada/x"\n')
+    with pytest.raises(ConfigError) as caught:
+        config.validate(tomllib.loads(snippet))
+    assert len(caught.value.problems) == 2
+    assert caught.value.problems[0].startswith("flows.people.steps[0].to: no connection 'nope'")
+    assert caught.value.problems[1].startswith("flows.people.steps[1].to: no connection 'nada'")
