@@ -116,8 +116,16 @@ class LocalTransport(Transport):
                     yield RemoteFile(entry.path, st.st_size, st.st_mtime)
 
     def makedirs(self, path: str) -> None:
+        """Create `path` and missing parents, each made durable in its parent (a dated folder made
+        for a delivery must survive a power loss as the delivered file does)."""
+        folder = Path(path)
+        if folder.is_dir():
+            return
+        missing = [p for p in (folder, *folder.parents) if not p.exists()]
         with os_errors("cannot create folder"):
             os.makedirs(path, exist_ok=True)
+            for created in reversed(missing):
+                fsync_dir(created.parent)
 
     def checksum(self, path: str, algorithm: str = "sha256") -> str | None:
         with os_errors("cannot read"), open(path, "rb") as f:
