@@ -50,6 +50,9 @@ class FolderPlace(Place):
     def remove(self, name: str) -> None:
         (self.folder / name).unlink()
 
+    def rename(self, old: str, new: str) -> None:
+        (self.folder / old).rename(self.folder / new)
+
     def target(self, name: str) -> str:
         return str(self.folder / name)
 
