@@ -44,6 +44,27 @@ class SourceConfig(Model):
         return value
 
 
+DEFAULT_IGNORE = ["*.in_progress", "*.part", "*.filepart", "*.tmp", "*.lock", "*.done"]
+"""Names never picked up by default: other tools' (and ferryman's own) temporary and marker files."""
+
+
+class FileSelection(SourceConfig):
+    """Which files a file source (folder, sftp, ftp, s3) takes."""
+
+    include: list[str] = Field(
+        default_factory=list,
+        description="Globs a file must match (on its name, or with recursive on its path relative to "
+        "the watched folder); empty takes every file. Case-sensitive.",
+    )
+    exclude: list[str] = Field(default_factory=list, description="Globs of files to leave alone.")
+    ignore: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_IGNORE),
+        description="Temporary and marker files never picked up (replace the list to change it).",
+    )
+    ignore_hidden: bool = Field(True, description="Leave hidden files (and files in hidden folders) alone.")
+    recursive: bool = Field(False, description="Also look in sub-folders.")
+
+
 class MoveTo(Model):
     """``{move = "archive/{now:%Y-%m}"}``: after the item, move the original into a folder."""
 

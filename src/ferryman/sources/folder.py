@@ -42,35 +42,22 @@ from ferryman import templates
 from ferryman.errors import PermanentError, describe
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
-from ferryman.sources.base import Emit, MoveTo, Source, SourceConfig
+from ferryman.sources.base import Emit, FileSelection, MoveTo, Source
 from ferryman.units import Duration, format_duration
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
 
-DEFAULT_IGNORE = ["*.in_progress", "*.part", "*.tmp", "*.lock", "*.done"]
 BUILTIN_META = ("name", "path", "dir", "relpath", "size", "mtime")
 CURSOR = "folder.ignore_before"
 
 
-class FolderSourceConfig(SourceConfig):
+class FolderSourceConfig(FileSelection):
     """Files in one or more folders, picked up when ready, disposed of after success."""
 
     type: Literal["folder"] = Field(description="Files arriving in local or mounted folders.")
     path: str | None = Field(None, description="The folder to watch (relative to the config file).")
     paths: list[str] | None = Field(None, description="Several folders to watch (instead of path).")
-    include: list[str] = Field(
-        default_factory=list,
-        description="Globs a file must match (on its name, or with recursive on its relative path); "
-        "empty takes every file. Case-sensitive.",
-    )
-    exclude: list[str] = Field(default_factory=list, description="Globs of files to leave alone.")
-    ignore: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_IGNORE),
-        description="Temporary and marker files never picked up (replace the list to change it).",
-    )
-    ignore_hidden: bool = Field(True, description="Leave hidden files (and hidden folders) alone.")
-    recursive: bool = Field(False, description="Also watch sub-folders.")
     watch: Literal["auto", "poll"] = Field(
         "auto", description="'auto': inotify events plus a scan every rescan; 'poll': scans only "
         "(network shares whose changes inotify does not see).",

@@ -38,15 +38,14 @@ from ferryman import templates
 from ferryman.errors import PermanentError, TransientError, describe
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
-from ferryman.sources.base import Emit, MoveTo, Source, SourceConfig
+from ferryman.sources.base import Emit, FileSelection, MoveTo, Source
 from ferryman.transports import Location, RemoteFile, Transport, parse_location
 from ferryman.units import Duration
 
-DEFAULT_IGNORE = ["*.in_progress", "*.part", "*.tmp", "*.lock", "*.done", "*.filepart"]
 BUILTIN_META = ("name", "relpath", "remote_path", "remote_url", "size", "mtime", "etag")
 
 
-class RemoteSourceConfig(SourceConfig):
+class RemoteSourceConfig(FileSelection):
     """Keys of every polled remote source (``sftp``, ``ftp``, ``s3``)."""
 
     url: str | None = Field(
@@ -55,18 +54,6 @@ class RemoteSourceConfig(SourceConfig):
     )
     connection: str | None = Field(None, description="Name of the [connections.NAME] to use (with path).")
     path: str | None = Field(None, description="Remote folder (or bucket/prefix for s3), with connection.")
-    include: list[str] = Field(
-        default_factory=list,
-        description="Globs a file must match (on its name, or with recursive on its path relative to "
-        "the watched folder); empty takes every file.",
-    )
-    exclude: list[str] = Field(default_factory=list, description="Globs of files to leave alone.")
-    ignore: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_IGNORE),
-        description="Temporary and marker files never picked up (replace the list to change it).",
-    )
-    ignore_hidden: bool = Field(True, description="Leave hidden files (and files in hidden folders) alone.")
-    recursive: bool = Field(False, description="Also look in sub-folders.")
     ready: Literal["stable", "done_file"] = Field(
         "stable", description="When a file is complete: 'stable' (size and mtime/ETag unchanged across "
         "two polls) or 'done_file' (<file><done_suffix> exists).",
