@@ -1,4 +1,4 @@
-"""`SourceContract`: the promises every file source keeps, run against every implementation.
+"""`SourceContract`: the promises every source keeps, run against every implementation.
 
 A source's test module subclasses `SourceContract` and provides one fixture,
 ``place``: a `Place` — a fresh, empty watched folder (or remote folder, or
@@ -8,21 +8,30 @@ that folder (the contract does not recurse).
 
 What is promised (DESIGN.md "Sources" and "Promises"):
 
-1. a ready original is offered by `scan()` with a key; the key is stable
-   (scanning again, or a new source after a restart, gives the same key), and
-   a changed original gets a new one;
+1. a ready original is offered by `scan()` with a key (and its files, or a
+   fetch step that brings them); the key is stable (scanning again, or a new
+   source after a restart, gives the same key, and ``key_of`` gives it too), and
+   a changed original gets a new one, even at the same size; an original still
+   being written is not offered;
 2. temporary names (``*.in_progress``, ``*.part``, ``*.tmp``) and hidden files
-   are never offered;
-3. ``include``/``exclude`` globs select what is offered;
+   are never offered (and `explain` says so), unless ``ignore`` /
+   ``ignore_hidden`` say otherwise; a file renamed in from a temporary name is
+   offered once, under its final name;
+3. ``include``/``exclude`` globs (case-sensitive) select what is offered;
 4. ``meta_from_name``: named groups land in ``meta``; a non-matching name is
-   not offered, and `explain` says why;
-5. `finalize` deletes on success with ``after = "delete"``, keeps with
-   ``after = "keep"``, never removes after a failure, and does not raise when
-   the original is already gone;
+   not offered, and `explain` says why; `explain` is None for what is not the
+   source's, and says "no such" for a missing original;
+5. `finalize` deletes on success with ``after = "delete"``, moves (never over
+   an earlier original) with ``{move = …}``, keeps with ``after = "keep"``,
+   never removes after a failure or when the original changed since it was
+   processed, takes the done file along, and does not raise when the original
+   is already gone (it runs again after a crash);
 6. candidates found together come oldest first (``order``);
 7. `watch` offers a new original while running and returns soon after `stop`
    is set, leaving no thread behind (the autouse conftest checks).
 
+A source for which a promise does not apply overrides that test with
+``pytest.mark.skip(reason=…)`` saying why (see ``test_contract_imap.py``).
 Items handed to `finalize` are built from candidates the way the journal's
 ``admit`` builds them (see `item_of`).  Import it as
 ``from sources.contract import Place, SourceContract`` (``tests/`` is on ``sys.path``).
@@ -35,6 +44,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -110,13 +120,14 @@ class Place(ABC):
         """The name of the original `candidate` stands for (`put`'s name)."""
         return candidate.meta["name"]
 
-    def names(self, candidates: list[Candidate]) -> list[str]:
+    def names(self, candidates: Iterable[Candidate]) -> list[str]:
         return [self.name_of(c) for c in candidates]
 
-    def one(self, candidates: list[Candidate], name: str) -> Candidate:
+    def one(self, candidates: Iterable[Candidate], name: str) -> Candidate:
         """The one candidate for original `name` among `candidates`."""
-        found = [c for c in candidates if self.name_of(c) == name]
-        assert len(found) == 1, f"{name} offered {len(found)} times in {self.names(candidates)}"
+        offered = list(candidates)
+        found = [c for c in offered if self.name_of(c) == name]
+        assert len(found) == 1, f"{name} offered {len(found)} times in {self.names(offered)}"
         return found[0]
 
     def started(self, source: Source[Any]) -> None:  # noqa: B027 - optional hook
@@ -405,7 +416,7 @@ class SourceContract:
         assert place.exists("archive/a.csv")
         place.put("a.csv", b"second, longer", age=50)
         again = place.source(after={"move": "archive"})
-        found = again.scan()
+        found = list(again.scan())
         assert place.names(found) == ["a.csv"], "moved originals are not offered again"
         again.finalize(item_of(found[0]), Outcome(succeeded=True))
         assert place.exists("archive/a.csv") and place.exists("archive/a-1.csv")
