@@ -90,6 +90,11 @@ class RemoteSourceConfig(FileSelection):
             if clash:
                 raise ValueError(f"meta_from_name group {clash[0]!r} clashes with the built-in meta key "
                                  "of that name; rename the group")
+        if self.recursive and isinstance(self.after, MoveTo) and not self.after.move.startswith("/") \
+                and not templates.static_prefix(self.after.move).strip("/."):
+            raise ValueError(f"with recursive = true a relative move folder must start with a fixed folder "
+                             f"(like 'archive/{{now:%Y-%m}}'), not {self.after.move!r}: moved files would be "
+                             "picked up again")
         return self
 
     @property
@@ -130,6 +135,7 @@ class RemoteSource(Source[C]):
         self.root = self.location.path
         self._last: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._moved_to = self._move_target_inside()
 
     @property
     def disposes(self) -> bool:
@@ -166,6 +172,8 @@ class RemoteSource(Source[C]):
                 return f"ignored by {pattern!r}"
         if config.ignore_hidden and any(part.startswith(".") for part in rel.split("/")):
             return "it is hidden (ignore_hidden = true)"
+        if self._moved_to is not None and rel.startswith(self._moved_to + "/"):
+            return "it is in the folder originals are moved to"
         if config.include and not any(
             fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) for p in config.include
         ):
@@ -284,6 +292,19 @@ class RemoteSource(Source[C]):
             if posixpath.basename(listed.path) == posixpath.basename(current.path):
                 return version(listed) == processed
         return False
+
+    def _move_target_inside(self) -> str | None:
+        """The folder (relative to the watched one) that `after` moves originals into, when it is inside."""
+        after = self.config.after
+        if not isinstance(after, MoveTo):
+            return None
+        prefix = templates.static_prefix(after.move).strip("/")
+        folder = prefix if after.move.startswith("/") else posixpath.join(self.root.strip("/"), prefix)
+        base = self.root.strip("/")
+        folder = posixpath.normpath(folder)
+        if base and folder.startswith(base + "/"):
+            return folder[len(base) + 1:]
+        return folder if not base and folder not in ("", ".") else None
 
     def _move_folder(self, template: str, item: Item) -> str:
         values = templates.fields_for(flow=self.flow.flow, item=item.id, meta=item.meta,
