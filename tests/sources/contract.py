@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from pydantic import ValidationError
 
 from ferryman.connections import ConnectionConfig
 from ferryman.flow import FlowContext
@@ -178,6 +179,7 @@ class DiskRemotePlace(RemotePlace):
 
     def put(self, name: str, data: bytes, age: float | None = None) -> None:
         path = self.local / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         if age is not None:
             past = time.time() - age
@@ -355,6 +357,30 @@ class SourceContract:
         assert place.names(source.scan()) == ["keep.csv"], "globs are case-sensitive"
         assert "include" in (source.explain(place.target("other.txt")) or "")
         assert "exclude" in (source.explain(place.target("skip-me.csv")) or "")
+
+    def test_recursive(self, place: Place) -> None:
+        for name in ("top.csv", "sub/deep.csv", "sub/more/deeper.csv", ".hidden/inside.csv", "sub/.dot.csv"):
+            place.put(name, b"data", age=100)
+        assert place.names(place.source().scan()) == ["top.csv"]
+        deep = place.source(recursive=True).scan()
+        assert sorted(c.meta["relpath"] for c in deep) == ["sub/deep.csv", "sub/more/deeper.csv", "top.csv"]
+        sub = place.source(recursive=True, include=["sub/*"]).scan()
+        assert sorted(c.meta["relpath"] for c in sub) == ["sub/deep.csv", "sub/more/deeper.csv"]
+
+    def test_recursive_never_offers_moved_originals(self, place: Place) -> None:
+        config = {"recursive": True, "after": {"move": "archive/{now:%Y}"}}
+        place.put("a.csv", b"data", age=100)
+        source = place.source(**config)
+        source.finalize(item_of(place.one(source.scan(), "a.csv")), Outcome(succeeded=True))
+        assert not place.exists("a.csv")
+        again = place.source(**config)
+        assert place.names(again.scan()) == [], "a moved original would be processed again"
+        moved = place.target(f"archive/{time.strftime('%Y')}/a.csv")
+        assert "originals are moved to" in (again.explain(moved) or "")
+
+    def test_recursive_move_needs_a_fixed_folder(self, place: Place) -> None:
+        with pytest.raises(ValidationError, match="must start with a fixed folder"):
+            place.source(recursive=True, after={"move": "{now:%Y}"})
 
     # -- 4. meta_from_name --------------------------------------------------------------------------
 

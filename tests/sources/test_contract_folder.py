@@ -39,6 +39,7 @@ class FolderPlace(Place):
 
     def put(self, name: str, data: bytes, age: float | None = None) -> None:
         path = self.folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         if age is not None:
             past = time.time() - age

@@ -29,6 +29,7 @@ __all__ = ["dovecot"]
 
 MAIL_NEVER_CHANGES = "a mail never changes: another version is another mail, with another Message-ID and key"
 WHOLE_ONCE_THERE = "a mail is whole once APPEND put it in the mailbox: no temporary, hidden or done files"
+NO_FOLDERS = "the imap source watches one mailbox: there are no sub-folders to recurse into"
 NO_EXPLAIN = "the imap source has no explain (ferryman why takes a path or URL, not a mail)"
 
 
@@ -129,6 +130,15 @@ class TestImapSourceContract(SourceContract):
     @pytest.mark.skip(reason="after = {move = …} moves the mail to another mailbox (see test_imap.py), "
                              "not to a folder beside it")
     def test_after_move_moves_and_never_overwrites(self, place: Place) -> None: ...
+
+    @pytest.mark.skip(reason=NO_FOLDERS)
+    def test_recursive(self, place: Place) -> None: ...
+
+    @pytest.mark.skip(reason=NO_FOLDERS)
+    def test_recursive_never_offers_moved_originals(self, place: Place) -> None: ...
+
+    @pytest.mark.skip(reason=NO_FOLDERS)
+    def test_recursive_move_needs_a_fixed_folder(self, place: Place) -> None: ...
 
     @pytest.mark.skip(reason=NO_EXPLAIN)
     def test_explain_and_key_of_with_unicode_and_space_names(self, place: Place) -> None: ...
