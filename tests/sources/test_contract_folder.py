@@ -74,3 +74,30 @@ def place(tmp_path: Path) -> Iterator[Place]:
 
 class TestFolderSourceContract(SourceContract):
     pass
+
+
+class PolledFolderPlace(FolderPlace):
+    """``watch = "poll"`` (network shares inotify does not see): scans every `rescan` only."""
+
+    watch_config = {"rescan": "50ms"}
+    idle_config = {"rescan": "1h"}
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__(tmp_path)
+        self.base_config = {**self.base_config, "watch": "poll"}
+
+    def started(self, source: Source[Any]) -> None:
+        pass  # no observer to wait for
+
+
+@pytest.fixture
+def polled_place(tmp_path: Path) -> Iterator[Place]:
+    folder = PolledFolderPlace(tmp_path)
+    yield folder
+    folder.close()
+
+
+class TestPolledFolderSourceContract(SourceContract):
+    @pytest.fixture
+    def place(self, polled_place: Place) -> Place:
+        return polled_place
