@@ -348,7 +348,11 @@ class RemoteSource(Source[C]):
             return None
         try:
             with self._transport() as transport:
-                found = transport.stat(where.path)
+                # From a listing of its folder, as a scan makes keys (some FTP servers give MDTM in
+                # local time but MLSD in UTC, so stat would give another mtime).
+                name = posixpath.basename(where.path)
+                found = next((f for f in transport.list(posixpath.dirname(where.path) or ".")
+                              if posixpath.basename(f.path) == name), None)
         except (TransientError, PermanentError):
             return None
         return None if found is None else self._candidate(found).key
