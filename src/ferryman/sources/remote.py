@@ -43,6 +43,7 @@ from ferryman.transports import Location, RemoteFile, Transport, parse_location
 from ferryman.units import Duration
 
 BUILTIN_META = ("name", "relpath", "remote_path", "remote_url", "size", "mtime", "etag")
+_URL_ESCAPES = {"%": "%25", "#": "%23", "?": "%3F", "\t": "%09", "\n": "%0A", "\r": "%0D"}
 
 
 class RemoteSourceConfig(FileSelection):
@@ -229,7 +230,10 @@ class RemoteSource(Source[C]):
 
     def _candidate(self, found: RemoteFile) -> Candidate:
         name = posixpath.basename(found.path)
-        url = str(Location(self.location.scheme, self.location.connection, found.path))
+        # '%', '#', '?' (and control characters) would not survive parse_location (unquote, fragment,
+        # query): escape them, so that fetch and `why` find this very file; other names stay readable.
+        escaped = "".join(_URL_ESCAPES.get(ch, ch) for ch in found.path)
+        url = str(Location(self.location.scheme, self.location.connection, escaped))
         meta = {
             "name": name,
             "relpath": self._relative(found.path),
