@@ -195,6 +195,22 @@ class DiskRemotePlace(RemotePlace):
         (self.local / old).rename(self.local / new)
 
 
+def content_of(source: Source[Any], candidate: Candidate, work_dir: Path) -> bytes:
+    """The bytes the item of `candidate` carries: its file, or what the source's fetch step brings."""
+    item = item_of(candidate)
+    if any(step.get("type") == "fetch" for step in source.implicit_steps):
+        from ferryman.steps import STEPS
+        from ferryman.steps.base import StepContext
+
+        fetch = STEPS["fetch"](STEPS["fetch"].Config.model_validate({"type": "fetch"}), source.flow)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        result = fetch.run(item, StepContext(flow=source.flow, item=item, index=0, work_dir=work_dir))
+        assert result is not None and result.files is not None
+        item.files = list(result.files)
+    [only] = item.files
+    return only.read_bytes()
+
+
 def item_of(candidate: Candidate, flow: str = "t") -> Item:
     """The item the journal admits for `candidate` (as `SqlJournal.admit` builds it)."""
     now = time.time()
@@ -299,6 +315,20 @@ class SourceContract:
             stop.set()
             thread.join(10)
         assert place.names(found) == ["steady.csv"]
+
+    def test_names_with_url_characters_are_carried_and_explained(self, place: Place, tmp_path: Path) -> None:
+        odd = ["report #1.csv", "what?.csv", "100%.csv", "a%20b.csv"]
+        for name in odd:
+            place.put(name, name.encode(), age=100)
+        source = place.source()
+        found = list(source.scan())
+        assert sorted(place.names(found)) == sorted(odd)
+        key_of = getattr(source, "key_of", None)
+        for n, candidate in enumerate(found):
+            name = place.name_of(candidate)
+            assert content_of(source, candidate, tmp_path / f"work{n}") == name.encode(), name
+            if key_of is not None:  # `ferryman why ORIGIN`, with the origin that status shows
+                assert key_of(candidate.origin) == candidate.key, name
 
     def test_key_of_gives_the_key_a_scan_gives(self, place: Place) -> None:
         place.put("report.csv", b"data", age=100)
