@@ -16,8 +16,12 @@ What is promised (DESIGN.md "Sources" and "Promises"):
 2. temporary names (``*.in_progress``, ``*.part``, ``*.tmp``) and hidden files
    are never offered (and `explain` says so), unless ``ignore`` /
    ``ignore_hidden`` say otherwise; a file renamed in from a temporary name is
-   offered once, under its final name;
+   offered once, under its final name; odd names (``#``, ``?``, ``%``, non-ASCII,
+   spaces) are carried (fetched, where the source fetches) and explained by
+   their origin;
 3. ``include``/``exclude`` globs (case-sensitive) select what is offered;
+   ``recursive`` looks into sub-folders (not hidden ones, and never into the
+   folder ``after = {move}`` puts originals in);
 4. ``meta_from_name``: named groups land in ``meta``; a non-matching name is
    not offered, and `explain` says why; `explain` is None for what is not the
    source's, and says "no such" for a missing original;
@@ -454,13 +458,14 @@ class SourceContract:
         assert place.exists("a.csv")
 
     def test_finalize_of_an_original_already_gone_does_not_raise(self, place: Place) -> None:
-        place.put("a.csv", b"data", age=100)
-        source = place.source(after="delete")
-        item = item_of(place.one(source.scan(), "a.csv"))
-        place.remove("a.csv")
-        source.finalize(item, Outcome(succeeded=True))
-        source.finalize(item, Outcome(succeeded=False, error="PermanentError: boom"))
-        assert not place.exists("a.csv")
+        for after in ("delete", {"move": "archive"}):
+            place.put("a.csv", b"data", age=100)
+            source = place.source(after=after)
+            item = item_of(place.one(source.scan(), "a.csv"))
+            place.remove("a.csv")
+            source.finalize(item, Outcome(succeeded=True))
+            source.finalize(item, Outcome(succeeded=False, error="PermanentError: boom"))
+            assert not place.exists("a.csv")
 
     def test_after_move_moves_and_never_overwrites(self, place: Place) -> None:
         place.put("a.csv", b"first", age=100)
