@@ -169,6 +169,8 @@ class ImapSource(Source[ImapSourceConfig]):
         self._reader_lock = threading.RLock()
         self._selected: int | None = None
         """UIDVALIDITY of the mailbox selected on the reader connection."""
+        self._uidnext = 0
+        """UIDNEXT as the last scan saw it."""
 
     @property
     def disposes(self) -> bool:
@@ -217,6 +219,7 @@ class ImapSource(Source[ImapSourceConfig]):
 
     def _scan(self, client: IMAPClient) -> list[Candidate]:
         validity, uidnext = self._position(client)
+        self._uidnext = uidnext
         cursor = self._cursor()
         last = cursor[1] if cursor and cursor[0] == validity else 0
         if cursor and cursor[0] != validity:
@@ -365,6 +368,11 @@ class ImapSource(Source[ImapSourceConfig]):
 
     def _idle(self, stop: threading.Event) -> Callable[[IMAPClient], None]:
         def idle(client: IMAPClient) -> None:
+            # A mail that arrived during the scan may have been announced (EXISTS) in the answer to one
+            # of its commands; IDLE would not announce it again: scan again at once instead.
+            status = client.folder_status(self.config.mailbox, [b"UIDNEXT"])
+            if int(status.get(b"UIDNEXT", 0)) != self._uidnext:
+                return
             deadline = time.monotonic() + min(self.config.idle_restart, self.config.poll_interval)
             client.idle()
             poller = select.poll()
