@@ -238,8 +238,15 @@ class Watching:
             self.emitted.extend(candidates)
 
     def names(self) -> list[str]:
+        return self.place.names(self.candidates())
+
+    def candidates(self) -> list[Candidate]:
         with self._lock:
-            return self.place.names(self.emitted)
+            return list(self.emitted)
+
+    def keys(self, name: str) -> set[str]:
+        """The keys original `name` was offered under."""
+        return {c.key for c in self.candidates() if self.place.name_of(c) == name}
 
     def __enter__(self) -> Watching:
         self.thread.start()
@@ -531,7 +538,17 @@ class SourceContract:
         assert "new.csv.in_progress" not in watching.names()
         assert ".new.csv" not in watching.names()
         # Offered again (a rescan) only ever under the same key.
-        assert len({c.key for c in watching.emitted if place.name_of(c) == "new.csv"}) == 1
+        assert len(watching.keys("new.csv")) == 1
+
+    def test_watch_offers_a_rewritten_original_again_under_a_new_key(self, place: Place) -> None:
+        source = place.source(**place.watch_config)
+        with Watching(place, source) as watching:
+            place.started(source)
+            place.put("daily.csv", b"monday")
+            wait_for(lambda: "daily.csv" in watching.names(), timeout=15)
+            time.sleep(place.age_step)
+            place.put("daily.csv", b"tuesday, longer")
+            wait_for(lambda: len(watching.keys("daily.csv")) == 2, timeout=15)
 
     def test_watch_offers_an_original_renamed_in_from_a_temporary_name(self, place: Place) -> None:
         source = place.source(**place.watch_config)
@@ -542,7 +559,7 @@ class SourceContract:
             place.rename("delivered.csv.in_progress", "delivered.csv")
             wait_for(lambda: "delivered.csv" in watching.names(), timeout=15)
         assert watching.names() == ["delivered.csv"] * len(watching.names())
-        assert len({c.key for c in watching.emitted}) == 1
+        assert len(watching.keys("delivered.csv")) == 1
 
     def test_watch_returns_soon_after_stop(self, place: Place) -> None:
         source = place.source(**place.idle_config)
