@@ -199,6 +199,7 @@ class Daemon:
         if self.progress:
             self.progress(found + resumed, None)
         engine.wait_idle(self.stop)
+        engine.journal.flush()
         for item in self.report.finished[:50]:
             if item.state == State.DONE:
                 self.report.delivered[item.id] = [

@@ -230,10 +230,11 @@ class Engine:
                 self.journal.finish(item)
                 self._finished(flow, item)
                 return
+        used_work = item.step > 0  # a resumed item may hold files from earlier runs
         for index in range(item.step, len(flow.steps)):
             step = flow.steps[index]
             attempt_dir = work / f"{index:02d}-{step.config.type}-{item.attempts}"
-            if attempt_dir.exists():  # left by a crash or an earlier failed attempt: start afresh
+            if item.attempts > 1 or item.step > 0:  # an earlier attempt (or a crash) may have left it
                 shutil.rmtree(attempt_dir, ignore_errors=True)
             timeout = step.config.timeout or flow.config.timeout
             ctx = StepContext(flow=flow.context, item=item, index=index, work_dir=attempt_dir,
@@ -249,6 +250,7 @@ class Engine:
                 self.journal.step_failed(run)
                 self._failed(flow, item, step, exc)
                 return
+            used_work = used_work or ctx.work_path_made
             if result is not None:
                 if result.files is not None:
                     item.files = list(result.files)
@@ -258,16 +260,19 @@ class Engine:
             self.journal.step_done(run, [str(p) for p in item.files], item.meta)
             item.step, item.attempts, item.error, item.error_type = index + 1, 1, None, None
         item.state, item.error, item.next_attempt_at = State.DONE, None, None
-        self.journal.finish(item)  # durable before the original is disposed of
+        # Durable before the original is disposed of (promise 1); a source that keeps its
+        # originals disposes of nothing, so the commit may join the next group.
+        self.journal.finish(item, durable=flow.source.disposes)
         self._finalize(flow, item, Outcome(True))
-        if work.exists():
+        if used_work or item.attempts > 1:
             shutil.rmtree(work, ignore_errors=True)
         self.hub.succeeded(flow.name)
         self._finished(flow, item)
 
     def _failed(self, flow: Flow, item: Item, step: Step[Any], exc: Exception) -> None:
         policy = step.config.retry.policy() if step.config.retry else flow.policy
-        error_type = type(exc).__name__
+        # The first public class: an abandoned timeout is journaled as a StepTimeout.
+        error_type = next(c.__name__ for c in type(exc).__mro__ if not c.__name__.startswith("_"))
         message = describe(exc)
         retry = not isinstance(exc, PermanentError) and policy.should_retry(
             item.attempts, error_type, item.error_type)

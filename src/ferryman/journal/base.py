@@ -57,9 +57,11 @@ class Journal(Protocol):
         """Record a failed run of a step (grouped like `step_done`)."""
         ...
 
-    def finish(self, item: Item) -> None:
+    def finish(self, item: Item, durable: bool = True) -> None:
         """Write the item's new state (`done`, `failed`, `skipped`, or `pending` with
-        `next_attempt_at` for a retry), its error and attempts.  Durable on return."""
+        `next_attempt_at` for a retry), its error and attempts.  Durable on return, unless
+        `durable` is False: the engine passes that when nothing is disposed of after it (the
+        source keeps the original), where a lost record only means an idempotent re-run."""
         ...
 
     def get(self, item_id: str) -> Item | None:

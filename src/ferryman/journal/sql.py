@@ -262,14 +262,22 @@ class SqlJournal:
                     (run.item_id, run.index, run.name, run.started_at, run.ended_at,
                      run.outcome, run.error, to_json(run.outputs)))
 
-    def finish(self, item: Item) -> None:
-        """Write the item's state, attempts, error (and type), next attempt time; durable."""
+    def finish(self, item: Item, durable: bool = True) -> None:
+        """Write the item's state, attempts, error (and type), next attempt time; durable on return
+        unless `durable` is False (then committed with the next group)."""
         params = (str(item.state), item.attempts, item.error, item.error_type,
                   item.next_attempt_at, time.time(), item.id)
-        self._write(lambda cur: cur.execute(self.q(
-            "UPDATE items SET state = ?, attempts = ?, error = ?, error_type = ?, "
-            "next_attempt_at = ?, owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?"),
-            params), durable=True)
+
+        def op(cur: Cursor) -> None:
+            cur.execute(self.q(
+                "UPDATE items SET state = ?, attempts = ?, error = ?, error_type = ?, "
+                "next_attempt_at = ?, owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?"),
+                params)
+
+        if durable:
+            self._write(op, durable=True)
+        else:
+            self._submit(op)
 
     def retry(self, item_ids: Sequence[str] = (), flow: str | None = None) -> list[str]:
         """Failed items (by id or unique prefix, or all of `flow`) back to pending, due now."""

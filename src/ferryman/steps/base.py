@@ -49,6 +49,7 @@ class StepContext:
         self.item = item
         self.index = index
         self.work_path = work_dir
+        self.work_path_made = False
         self.attempt = attempt
         self.deadline = deadline
         """`time.monotonic()` value past which the step should give up (None: no limit)."""
@@ -56,7 +57,9 @@ class StepContext:
 
     @property
     def work_dir(self) -> Path:
-        self.work_path.mkdir(parents=True, exist_ok=True)
+        if not self.work_path_made:
+            self.work_path.mkdir(parents=True, exist_ok=True)
+            self.work_path_made = True
         return self.work_path
 
     def values(self, path: Path | str | None = None, **extra: Any) -> dict[str, Any]:

@@ -67,6 +67,14 @@ class _FolderSync:
 
 _FOLDER_SYNC = _FolderSync()
 
+_KNOWN_FOLDERS: set[str] = set()
+"""Folders known to exist (a delivery that finds one gone forgets it: see `forget_folder`)."""
+
+
+def forget_folder(path: str) -> None:
+    """Look at `path` again next time (it was removed under us)."""
+    _KNOWN_FOLDERS.discard(path)
+
 
 def fsync_dir(path: Path) -> None:
     """Make a rename or a new entry in folder `path` durable."""
@@ -77,10 +85,19 @@ class LocalTransport(Transport):
     """Files on this machine.  `put` copies with the kernel (sendfile / copy_file_range) and fsyncs."""
 
     def put(self, local: Path, path: str) -> None:
-        with os_errors("cannot write"), open(local, "rb") as src, open(path, "wb") as dst:
-            _kernel_copy(src.fileno(), dst.fileno())
-            dst.flush()
-            os.fsync(dst.fileno())
+        # Raw descriptors: no buffering, isatty or seek calls (each syscall is a GIL hand-off
+        # among the workers; many small files make that the cost that matters).
+        with os_errors("cannot write"), _forgetting_on_error(os.path.dirname(path)):
+            src = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                dst = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+                try:
+                    _kernel_copy(src, dst)
+                    os.fsync(dst)
+                finally:
+                    os.close(dst)
+            finally:
+                os.close(src)
 
     def get(self, path: str, local: Path) -> None:
         self.put(Path(path), str(local))
@@ -118,18 +135,31 @@ class LocalTransport(Transport):
     def makedirs(self, path: str) -> None:
         """Create `path` and missing parents, each made durable in its parent (a dated folder made
         for a delivery must survive a power loss as the delivered file does)."""
+        if path in _KNOWN_FOLDERS:
+            return
         folder = Path(path)
         if folder.is_dir():
+            _KNOWN_FOLDERS.add(path)
             return
         missing = [p for p in (folder, *folder.parents) if not p.exists()]
         with os_errors("cannot create folder"):
             os.makedirs(path, exist_ok=True)
             for created in reversed(missing):
                 fsync_dir(created.parent)
+        _KNOWN_FOLDERS.add(path)
 
     def checksum(self, path: str, algorithm: str = "sha256") -> str | None:
         with os_errors("cannot read"), open(path, "rb") as f:
             return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+@contextmanager
+def _forgetting_on_error(folder: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError:
+        forget_folder(folder)
+        raise
 
 
 def _kernel_copy(in_fd: int, out_fd: int) -> None:
