@@ -35,9 +35,10 @@ def unavailable(reason: str) -> None:
 def require_binary(name: str, *candidates: str) -> str:
     """The path of a program the test needs (skip locally / fail in CI when missing)."""
     for candidate in (name, *candidates):
-        found = shutil.which(candidate) or (candidate if os.path.isabs(candidate) and os.access(candidate, os.X_OK) else None)
-        if found:
-            return found
+        if shutil.which(candidate):
+            return str(shutil.which(candidate))
+        if os.path.isabs(candidate) and os.access(candidate, os.X_OK):
+            return candidate
     unavailable(f"{name} is not installed (make test installs it)")
     raise AssertionError("unreachable")
 
@@ -83,8 +84,8 @@ class FerrymanProcess(subprocess.Popen[str]):
     a lot must never block on a full pipe that the test reads only at the end."""
 
     def __init__(self, argv: list[str], cwd: Path | None, env: dict[str, str]) -> None:
-        self._out = tempfile.TemporaryFile("w+", encoding="utf-8")
-        self._err = tempfile.TemporaryFile("w+", encoding="utf-8")
+        self._out = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+        self._err = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         super().__init__(argv, cwd=cwd, env=env, text=True, stdout=self._out, stderr=self._err)
 
     def output(self) -> tuple[str, str]:
@@ -96,7 +97,7 @@ class FerrymanProcess(subprocess.Popen[str]):
             texts.append(f.read())
         return texts[0], texts[1]
 
-    def communicate(self, input: str | None = None, timeout: float | None = None) -> tuple[str, str]:  # noqa: A002
+    def communicate(self, input: str | None = None, timeout: float | None = None) -> tuple[str, str]:
         self.wait(timeout)
         return self.output()
 

@@ -36,7 +36,8 @@ CASES = [
      "flows.people.retry.delay: 'soon' is not a duration"),
     ("bad enum", GOOD_FLOW.replace('to = "out"', 'to = "out"\nif_exists = "clobber"'),
      "flows.people.steps[0].if_exists: Input should be 'overwrite', 'skip', 'rename' or 'fail'"),
-    ("unknown notifier", GOOD_FLOW.replace("[flows.people.source]", '[flows.people]\nnotify = ["opps"]\n[flows.people.source]')
+    ("unknown notifier",
+     GOOD_FLOW.replace("[flows.people.source]", '[flows.people]\nnotify = ["opps"]\n[flows.people.source]')
      + '[notify.ops]\ntype = "log"\n', "flows.people.notify: no notifier 'opps'; did you mean 'ops'?"),
     ("unknown connection", GOOD_FLOW.replace('to = "out"', 'to = "sftp://partner/in"'),
      "flows.people.steps[0].to: no connection 'partner'"),

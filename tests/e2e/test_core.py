@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from support import FerrymanProcess, ferryman, start_ferryman, wait_for
 
 
@@ -82,7 +83,7 @@ def test_daemon_delivers_files_dropped_while_running(tmp_path: Path) -> None:
         wait_for(lambda: len(list((tmp_path / "out").glob("f*.txt"))) == 20, timeout=20)
         wait_for(lambda: not list((tmp_path / "in").iterdir()), timeout=10)
     finally:
-        out, err = stop(daemon)
+        _, err = stop(daemon)
     assert daemon.returncode == 0, err
     assert "SIGTERM received" in err
 
@@ -288,7 +289,8 @@ def test_sigterm_enforces_the_grace_period_and_the_item_resumes(tmp_path: Path) 
 
 def test_retry_of_an_item_whose_original_was_moved_away_says_so(tmp_path: Path) -> None:
     config = write_config(tmp_path, to="out/{meta.nope}")
-    config.write_text(config.read_text().replace('after = "keep"', 'after = "keep"\nafter_failure = { move = "failed" }'))
+    text = config.read_text().replace('after = "keep"', 'after = "keep"\nafter_failure = { move = "failed" }')
+    config.write_text(text)
     (tmp_path / "in" / "a.csv").write_text("x\n")
     assert ferryman("run", "--once", "-c", str(config)).returncode == 1
     assert (tmp_path / "in" / "failed" / "a.csv").exists()

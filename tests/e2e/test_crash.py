@@ -15,6 +15,12 @@ from support import ferryman, start_ferryman, wait_for
 FILES = 2000
 
 
+def started(folder: Path, pid: int) -> bool:
+    """The daemon `pid` holds the pid file (its signal handlers are installed)."""
+    pid_file = folder / "state" / "ferryman.pid"
+    return pid_file.exists() and pid_file.read_text().strip() == str(pid)
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -71,16 +77,14 @@ if_exists = "rename"
     while pending or kills < 6:
         daemon = start_ferryman("run", "-c", str(config))
         feed(rng.randint(150, 400))
-        pid_file = tmp_path / "state" / "ferryman.pid"
-        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() == str(daemon.pid), timeout=30)
+        wait_for(lambda d=daemon: started(tmp_path, d.pid), timeout=30)
         time.sleep(rng.uniform(0.05, 1.0))  # killed somewhere in the middle of the work
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(timeout=30)
         kills += 1
         check_no_original_lost()
     daemon = start_ferryman("run", "-c", str(config))
-    pid_file = tmp_path / "state" / "ferryman.pid"
-    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() == str(daemon.pid), timeout=30)
+    wait_for(lambda: started(tmp_path, daemon.pid), timeout=30)
     try:
         wait_for(lambda: not any(inbox.iterdir()), timeout=180, interval=0.2)
     except AssertionError:
@@ -89,7 +93,8 @@ if_exists = "rename"
         daemon.send_signal(signal.SIGTERM)
         _, err = daemon.communicate(timeout=60)
         status = ferryman("status", "-c", str(config)).stdout
-        raise AssertionError(f"{len(list(inbox.iterdir()))} files left in the inbox\n{status}\n{err[-12000:]}") from None
+        left = len(list(inbox.iterdir()))
+        raise AssertionError(f"{left} files left in the inbox\n{status}\n{err[-12000:]}") from None
     daemon.send_signal(signal.SIGTERM)
     _, err = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, err[-2000:]
