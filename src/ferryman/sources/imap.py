@@ -370,6 +370,7 @@ class ImapSource(Source[ImapSourceConfig]):
         def idle(client: IMAPClient) -> None:
             # A mail that arrived during the scan may have been announced (EXISTS) in the answer to one
             # of its commands; IDLE would not announce it again: scan again at once instead.
+            client.noop()  # as in _position: without it the server may answer STATUS from the session's old view
             status = client.folder_status(self.config.mailbox, [b"UIDNEXT"])
             if int(status.get(b"UIDNEXT", 0)) != self._uidnext:
                 return
