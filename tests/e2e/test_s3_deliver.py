@@ -108,7 +108,7 @@ def test_wrong_s3_keys_fail_the_item_and_keep_the_file(
     assert smtp.messages == []
     assert "not-the-secret" not in done.stdout + done.stderr
     shown = ferryman("history", "--json", "-c", str(config))
-    assert "access denied (HTTP 403: wrong access key or secret key" in shown.stdout
+    assert "access key or secret key" in shown.stdout  # refused by the upload itself
 
 
 def test_a_store_that_goes_down_mid_transfer_gets_every_file_exactly_once(

@@ -203,6 +203,8 @@ class DeliverStep(Step[DeliverConfig]):
     def _final_name(self, transport: Transport, path: Path, size: int, final: str,
                     ctx: StepContext) -> str | None:
         """The name to write, or None when nothing must be written."""
+        if self.config.if_exists == "overwrite" and ctx.attempt == 1:
+            return final  # the rename replaces whatever is there: no need to ask first
         existing = transport.stat(final)
         if existing is None:
             return final
