@@ -182,6 +182,7 @@ def through_daemon(folder: Path, cfg: Path, staged: list[Path], expect: int) -> 
             time.sleep(0.05)
         time.sleep(1.0)
         (folder / "out").mkdir(exist_ok=True)
+        os.sync()  # earlier measures' dirty pages must not be written back during this one
         start = time.perf_counter()
         for path in staged:
             path.rename(folder / "in" / path.name)
@@ -212,6 +213,7 @@ def bench_many(work: Path) -> list[tuple[str, str, str, str]]:
     cfg = config(folder)
     (folder / "in").rmdir()
     shutil.copytree(seed, folder / "in")
+    os.sync()
     ours_s, _ = run_measured([*FERRYMAN, "run", "--once", "-q", "-c", str(cfg)], cwd=folder)
     assert len(os.listdir(folder / "out")) == N_FILES
     live = work / "many-daemon"
@@ -246,6 +248,7 @@ def bench_big(work: Path) -> list[tuple[str, str, str, str]]:
     subprocess.run(["sync", str(work / "cp-big.bin")], check=False)
     cp_sync_s = cp_s + (time.perf_counter() - sync_start)
     os.unlink(work / "cp-big.bin")
+    os.sync()
     ours_s, rss = run_measured([*FERRYMAN, "run", "--once", "-q", "-c", str(cfg)], cwd=folder)
     assert (folder / "out" / "big.bin").stat().st_size == BIG
     mb = BIG / 1e6
