@@ -17,6 +17,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -129,19 +131,8 @@ def bench_latency(work: Path) -> list[tuple[str, str, str, str]]:
         observer.join()
     folder = work / "lat-ferryman"
     folder.mkdir()
-    cfg = config(folder, workers=2)
-    daemon = subprocess.Popen([*FERRYMAN, "run", "-q", "-c", str(cfg)], cwd=folder,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 30
-        while not (folder / "state" / "journal.db").exists() and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)
-        (folder / "out").mkdir(exist_ok=True)
+    with running_daemon(folder, config(folder, workers=2)):
         ours = latencies(folder / "in", folder / "out", LATENCY_SAMPLES)
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(30)
 
     def pct(values: list[float], q: float) -> float:
         return statistics.quantiles(values, n=100)[int(q) - 1]
@@ -171,9 +162,9 @@ def baseline_loop(src: Path, dst: Path, db: Path) -> None:
     conn.close()
 
 
-def through_daemon(folder: Path, cfg: Path, staged: list[Path], expect: int) -> float:
-    """Seconds from renaming `staged` files into the running daemon's inbox until `expect` files are
-    delivered (the daemon is started and warm first: its start-up is not counted)."""
+@contextmanager
+def running_daemon(folder: Path, cfg: Path) -> Iterator[None]:
+    """`ferryman run` on `folder`, started and warm (its start-up is never measured)."""
     daemon = subprocess.Popen([*FERRYMAN, "run", "-q", "-c", str(cfg)], cwd=folder,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -182,6 +173,16 @@ def through_daemon(folder: Path, cfg: Path, staged: list[Path], expect: int) -> 
             time.sleep(0.05)
         time.sleep(1.0)
         (folder / "out").mkdir(exist_ok=True)
+        yield
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(60)
+
+
+def through_daemon(folder: Path, cfg: Path, staged: list[Path], expect: int) -> float:
+    """Seconds from renaming `staged` files into the running daemon's inbox until `expect` files are
+    delivered."""
+    with running_daemon(folder, cfg):
         os.sync()  # earlier measures' dirty pages must not be written back during this one
         start = time.perf_counter()
         for path in staged:
@@ -191,9 +192,6 @@ def through_daemon(folder: Path, cfg: Path, staged: list[Path], expect: int) -> 
             if len(done) >= expect:
                 return time.perf_counter() - start
             time.sleep(0.005)
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(60)
 
 
 def bench_many(work: Path) -> list[tuple[str, str, str, str]]:

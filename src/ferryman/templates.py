@@ -12,7 +12,9 @@ import string
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from ferryman.errors import PermanentError, UnsafeInput
 
@@ -130,3 +132,12 @@ def numbered(name: str, n: int) -> str:
     hidden = "." if name.startswith(".") else ""
     stem, dot, ext = name[len(hidden):].partition(".")
     return f"{hidden}{stem}-{n}{dot}{ext}"
+
+
+def _checked(template: str) -> str:
+    check(template)
+    return template
+
+
+Template = Annotated[str, AfterValidator(_checked)]
+"""A config field holding a template: unknown placeholders are config errors."""

@@ -43,7 +43,7 @@ class DeliverConfig(StepConfig):
         "ftp://CONN/path, sftp://CONN/path, s3://CONN/bucket/prefix. Templates allowed: "
         "{meta.KEY}, {now:%Y-%m}, {flow} … (the result may not leave the part before the first '{')."
     )
-    name: str = Field("{name}", description="File name template, e.g. '{stem}_{now:%Y%m%d}{suffix}'.")
+    name: templates.Template = Field("{name}", description="File name template, e.g. '{stem}_{now:%Y%m%d}{suffix}'.")
     if_exists: Literal["overwrite", "skip", "rename", "fail"] = Field(
         "overwrite", description="What to do when a different file already has the final name."
     )
@@ -71,12 +71,6 @@ class DeliverConfig(StepConfig):
     def _valid_to(cls, value: str) -> str:
         location = parse_location(value)
         templates.check(location.path)
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        templates.check(value)
         return value
 
     @field_validator("temp_suffix")

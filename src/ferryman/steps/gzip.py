@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ferryman import templates
 from ferryman.errors import PermanentError
@@ -22,19 +22,13 @@ class GzipConfig(StepConfig):
     """Compress every selected file with gzip; the item then carries the ``.gz`` files."""
 
     type: Literal["gzip"]
-    name: str = Field(
+    name: templates.Template = Field(
         "{name}.gz", description="Name template of each compressed file, e.g. '{stem}_{now:%Y%m%d}.csv.gz'."
     )
     level: int = Field(6, ge=0, le=9, description="Compression level: 1 fastest … 9 smallest (0 stores).")
     include: list[str] | None = Field(
         None, description="Only files whose names match these globs (others pass through)."
     )
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        templates.check(value)
-        return value
 
 
 class GzipStep(Step[GzipConfig]):

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ferryman import templates
 from ferryman.errors import PermanentError
@@ -20,14 +20,8 @@ class RenameConfig(StepConfig):
     """New file names for the next steps (the originals are not touched)."""
 
     type: Literal["rename"]
-    name: str = Field(description="New name template, e.g. '{meta.export_type}_{now:%Y%m%d}{suffix}'.")
+    name: templates.Template = Field(description="New name template, e.g. '{meta.export_type}_{now:%Y%m%d}{suffix}'.")
     include: list[str] | None = Field(None, description="Only rename files whose names match these globs.")
-
-    @field_validator("name")
-    @classmethod
-    def _valid(cls, value: str) -> str:
-        templates.check(value)
-        return value
 
 
 class RenameStep(Step[RenameConfig]):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyzipper
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ferryman import templates
 from ferryman.errors import PermanentError
@@ -33,7 +33,7 @@ class ZipConfig(StepConfig):
     """Pack every selected file into one zip archive; the item then carries the archive."""
 
     type: Literal["zip"]
-    name: str = Field(
+    name: templates.Template = Field(
         "{stem}.zip",
         description="Archive name template; fields of the item's first file, e.g. '{meta.db}_{now:%Y%m%d}.zip'.",
     )
@@ -42,12 +42,6 @@ class ZipConfig(StepConfig):
     level: int = Field(6, ge=0, le=9, description="Compression level for deflate and bzip2: 1 fastest … 9 smallest.")
     include: list[str] | None = Field(None, description="Only pack files matching these globs (others pass through).")
     keep_files: bool = Field(False, description="Keep carrying the packed files after the archive.")
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        templates.check(value)
-        return value
 
 
 class ZipStep(Step[ZipConfig]):
