@@ -150,6 +150,12 @@ class ImapSourceConfig(SourceConfig):
         return value
 
 
+IDLE_RECHECK = 5.0
+"""Seconds after which IDLE is left for a cheap re-check (an O(1) scan).  An EXISTS that reaches
+imaplib's read buffers together with another line is invisible to poll(); this bounds how long
+such a mail can wait (IDLE itself delivers the others at once)."""
+
+
 class ImapSource(Source[ImapSourceConfig]):
     """Watches one mailbox; see the module docstring for the cursor and spool rules."""
 
@@ -374,8 +380,15 @@ class ImapSource(Source[ImapSourceConfig]):
             status = client.folder_status(self.config.mailbox, [b"UIDNEXT"])
             if int(status.get(b"UIDNEXT", 0)) != self._uidnext:
                 return
-            deadline = time.monotonic() + min(self.config.idle_restart, self.config.poll_interval)
+            deadline = time.monotonic() + min(self.config.idle_restart, self.config.poll_interval, IDLE_RECHECK)
+            pending = client._imap.untagged_responses  # imaplib keeps there what came before "+ idling"
+            pending.pop("EXISTS", None)
             client.idle()
+            if pending.pop("EXISTS", None):
+                # A mail arrived between STATUS and IDLE: its EXISTS came before the continuation,
+                # so IDLE will not announce it and the socket stays quiet; scan again now.
+                client.idle_done()
+                return
             poller = select.poll()
             poller.register(client.socket().fileno(), select.POLLIN)
             silent = 0
