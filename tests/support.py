@@ -106,3 +106,24 @@ def start_ferryman(*args: str, cwd: Path | None = None,
                    env: dict[str, str] | None = None) -> FerrymanProcess:
     """Start `ferryman` (usually `run`, the daemon) in the background; `communicate()` gives its output."""
     return FerrymanProcess([*FERRYMAN, *args], cwd, {**os.environ, **(env or {})})
+
+
+def descendants(pid: int) -> list[int]:
+    """Every descendant process of `pid` (servers like sshd and dovecot fork per session)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found

@@ -39,7 +39,7 @@ import pytest
 from imapclient import IMAPClient
 
 from ferryman.connections import ImapConnection
-from support import free_port, make_cert, require_binary, wait_for
+from support import descendants, free_port, make_cert, require_binary, wait_for
 
 DOVECOT = "/usr/sbin/dovecot"
 MAIL_UID = 65534
@@ -245,7 +245,7 @@ service imap-login {{
 
     def drop_sessions(self) -> None:
         """Kill every logged-in IMAP session (clients see the connection drop); keep listening."""
-        for pid in _descendants(self.process.pid if self.process else -1):
+        for pid in descendants(self.process.pid if self.process else -1):
             if _comm(pid) in ("imap", "imap-login"):  # imap-login proxies the TLS connection
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -254,7 +254,7 @@ service imap-login {{
         """Stop the server and every session it forked (live clients see their connection drop)."""
         if self.process is None:
             return
-        children = _descendants(self.process.pid)
+        children = descendants(self.process.pid)
         self.process.terminate()
         try:
             self.process.wait(10)
@@ -275,26 +275,6 @@ service imap-login {{
         self._oauth.shutdown()
         self._oauth.server_close()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _descendants(pid: int) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(entry))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def _comm(pid: int) -> str:

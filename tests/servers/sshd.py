@@ -27,30 +27,9 @@ from typing import Any
 import pytest
 
 from ferryman.connections import SftpConnection
-from support import free_port, require_binary, wait_for
+from support import descendants, free_port, require_binary, wait_for
 
 SSHD = "/usr/sbin/sshd"
-
-
-def _children(pid: int) -> list[int]:
-    """Every descendant of `pid` (sshd forks one process tree per session)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(entry))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def _kill(pids: list[int]) -> None:
@@ -132,7 +111,7 @@ Match LocalPort {self.readonly_port}
     def drop_sessions(self) -> None:
         """Kill every live session (connections break mid-transfer); keep listening."""
         if self.process is not None:
-            _kill(_children(self.process.pid))
+            _kill(descendants(self.process.pid))
 
     def stop(self) -> None:
         """Kill the sessions and stop the listener; `start()` brings it back on the same ports."""
