@@ -706,7 +706,8 @@ def test_recursive_never_enters_the_folder_originals_are_moved_to(
     src = source(tmp_path, recursive=True, settle="0s", rescan="1h", after={"move": "done/{now:%Y}"})
     put(inbox / "done" / "2020" / "old.csv")
     w = watching(src)
-    put(inbox / "sub" / "a.csv", mtime=1_000)
+    (inbox / "sub").mkdir()
+    os.rename(put(tmp_path / "a.csv", mtime=1_000), inbox / "sub" / "a.csv")  # arrives whole, mtime set
     w.wait_names("sub/a.csv")
     [c] = [c for c in w.emitted if c.meta["relpath"] == "sub/a.csv"]
     src.finalize(item_for(c), Outcome(True))
