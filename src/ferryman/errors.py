@@ -55,9 +55,14 @@ class JournalError(FerrymanError):
     """The journal could not be opened, migrated or written."""
 
 
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (its type's name when it has none)."""
+    return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
 def describe(exc: BaseException) -> str:
     """One line naming the error type and its message, for logs and the journal."""
-    message = " ".join(str(exc).split()) or exc.__class__.__name__
+    message = one_line(exc)
     if isinstance(exc, FerrymanError):
         return message
     return f"{exc.__class__.__name__}: {message}"

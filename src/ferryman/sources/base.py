@@ -6,14 +6,14 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ferryman import templates
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
-from ferryman.model import Model
+from ferryman.model import Model, NamedGroupsRegex
 from ferryman.units import Duration
 
 Emit = Callable[[list[Candidate]], None]
@@ -24,45 +24,17 @@ class SourceConfig(Model):
     """Keys every source takes besides its own."""
 
     type: str
-    meta_from_name: str | None = Field(
+    meta_from_name: NamedGroupsRegex | None = Field(
         None,
         description="Regex whose named groups become meta keys, matched against the file name "
         "(e.g. '(?P<to>.+)_(?P<db>[^_]+)\\.csv$'). A name that does not match is left alone.",
     )
     poll_interval: Duration = Field(60.0, description="How often to look for new items when polling.")
 
-    @field_validator("meta_from_name")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                pattern = re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regex: {exc}") from None
-            if not pattern.groupindex:
-                raise ValueError("the regex has no named groups like (?P<to>…)")
-        return value
 
 
 DEFAULT_IGNORE = ["*.in_progress", "*.part", "*.filepart", "*.tmp", "*.lock", "*.done"]
 """Names never picked up by default: other tools' (and ferryman's own) temporary and marker files."""
-
-
-class FileSelection(SourceConfig):
-    """Which files a file source (folder, sftp, ftp, s3) takes."""
-
-    include: list[str] = Field(
-        default_factory=list,
-        description="Globs a file must match (on its name, or with recursive on its path relative to "
-        "the watched folder); empty takes every file. Case-sensitive.",
-    )
-    exclude: list[str] = Field(default_factory=list, description="Globs of files to leave alone.")
-    ignore: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_IGNORE),
-        description="Temporary and marker files never picked up (replace the list to change it).",
-    )
-    ignore_hidden: bool = Field(True, description="Leave hidden files (and files in hidden folders) alone.")
-    recursive: bool = Field(False, description="Also look in sub-folders.")
 
 
 class MoveTo(Model):
@@ -81,6 +53,58 @@ class MoveTo(Model):
             raise ValueError("the move folder is empty")
         templates.check(value)
         return value
+
+
+def _suffix(value: str) -> str:
+    if not value or "/" in value:
+        raise ValueError("a suffix must be non-empty and hold no '/'")
+    return value
+
+
+Suffix = Annotated[str, AfterValidator(_suffix)]
+"""A file-name suffix such as ``.done`` or ``.lock``."""
+
+
+class FileSelection(SourceConfig):
+    """Which files a file source (folder, sftp, ftp, s3) takes.
+
+    Subclasses name the meta keys they set themselves in `BUILTIN_META` (``meta_from_name`` may
+    not reuse them); their ``after`` / ``after_failure`` dispositions are checked here too.
+    """
+
+    BUILTIN_META: ClassVar[tuple[str, ...]] = ()
+    ABSOLUTE: ClassVar[tuple[str, ...]] = ("/",)
+    """How an absolute move folder starts (a local one may also start with ``~``)."""
+
+    include: list[str] = Field(
+        default_factory=list,
+        description="Globs a file must match (on its name, or with recursive on its path relative to "
+        "the watched folder); empty takes every file. Case-sensitive.",
+    )
+    exclude: list[str] = Field(default_factory=list, description="Globs of files to leave alone.")
+    ignore: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_IGNORE),
+        description="Temporary and marker files never picked up (replace the list to change it).",
+    )
+    ignore_hidden: bool = Field(True, description="Leave hidden files (and files in hidden folders) alone.")
+    recursive: bool = Field(False, description="Also look in sub-folders.")
+
+    @model_validator(mode="after")
+    def _selection(self) -> FileSelection:
+        if self.meta_from_name:
+            clash = sorted(set(re.compile(self.meta_from_name).groupindex) & set(self.BUILTIN_META))
+            if clash:
+                raise ValueError(f"meta_from_name group {clash[0]!r} clashes with the built-in meta key "
+                                 "of that name; rename the group")
+        if self.recursive:
+            for disposal in (getattr(self, "after", None), getattr(self, "after_failure", None)):
+                if isinstance(disposal, MoveTo) and not disposal.move.startswith(self.ABSOLUTE) \
+                        and not templates.static_prefix(disposal.move).strip("/."):
+                    raise ValueError(
+                        f"with recursive = true a relative move folder must start with a fixed folder "
+                        f"(like 'archive/{{now:%Y-%m}}'), not {disposal.move!r}: moved files would be "
+                        "picked up again")
+        return self
 
 
 C = TypeVar("C", bound=SourceConfig)

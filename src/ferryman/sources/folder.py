@@ -36,13 +36,13 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from ferryman import templates
 from ferryman.errors import PermanentError, describe
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
-from ferryman.sources.base import Emit, FileSelection, MoveTo, Source
+from ferryman.sources.base import Emit, FileSelection, MoveTo, Source, Suffix
 from ferryman.units import Duration, format_duration
 
 if TYPE_CHECKING:
@@ -54,6 +54,9 @@ CURSOR = "folder.ignore_before"
 
 class FolderSourceConfig(FileSelection):
     """Files in one or more folders, picked up when ready, disposed of after success."""
+
+    BUILTIN_META = BUILTIN_META
+    ABSOLUTE = ("/", "~")
 
     type: Literal["folder"] = Field(description="Files arriving in local or mounted folders.")
     path: str | None = Field(None, description="The folder to watch (relative to the config file).")
@@ -71,8 +74,8 @@ class FolderSourceConfig(FileSelection):
         "(<file>.done exists).",
     )
     settle: Duration = Field(2.0, description="How long a file must stay unchanged to count as complete.")
-    done_suffix: str = Field(".done", description="Suffix of done files (ready = 'done_file').")
-    lock_suffix: str = Field(".lock", description="Suffix of lock files or folders (ready = 'lock').")
+    done_suffix: Suffix = Field(".done", description="Suffix of done files (ready = 'done_file').")
+    lock_suffix: Suffix = Field(".lock", description="Suffix of lock files or folders (ready = 'lock').")
     existing: Literal["process", "ignore"] = Field(
         "process", description="Files already there when the flow first starts: 'process' them (oldest "
         "first) or 'ignore' them for good.",
@@ -84,43 +87,18 @@ class FolderSourceConfig(FileSelection):
         "keep", description="After a failure: 'keep' or {move = 'folder template'}."
     )
 
-    @field_validator("done_suffix", "lock_suffix")
-    @classmethod
-    def _suffix(cls, value: str) -> str:
-        if not value or "/" in value:
-            raise ValueError("a suffix must be non-empty and hold no '/'")
-        return value
-
     @model_validator(mode="after")
     def _consistent(self) -> FolderSourceConfig:
         if (self.path is None) == (self.paths is None):
             raise ValueError("give either path or paths (exactly one)")
         if self.paths is not None and not self.paths:
             raise ValueError("paths is empty")
-        if self.meta_from_name:
-            clash = sorted(set(re.compile(self.meta_from_name).groupindex) & set(BUILTIN_META))
-            if clash:
-                raise ValueError(f"meta_from_name group {clash[0]!r} clashes with the built-in meta key "
-                                 f"of that name; rename the group")
-        if self.recursive:
-            for disposal in (self.after, self.after_failure):
-                if isinstance(disposal, MoveTo) and not _is_absolute(disposal.move) \
-                        and not templates.static_prefix(disposal.move).strip("/."):
-                    raise ValueError(
-                        f"with recursive = true a relative move folder must start with a fixed folder "
-                        f"(like 'archive/{{now:%Y-%m}}'), not {disposal.move!r}: moved files would be "
-                        "picked up again"
-                    )
         return self
 
     @property
     def folders(self) -> list[str]:
         """`path` or `paths`, as written."""
         return [self.path] if self.path is not None else list(self.paths or ())
-
-
-def _is_absolute(template: str) -> bool:
-    return template.startswith(("/", "~"))
 
 
 class _Patterns:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -32,13 +31,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from ferryman import templates
 from ferryman.errors import PermanentError, TransientError, describe
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
-from ferryman.sources.base import Emit, FileSelection, MoveTo, Source
+from ferryman.sources.base import Emit, FileSelection, MoveTo, Source, Suffix
 from ferryman.transports import Location, RemoteFile, Transport, parse_location
 from ferryman.units import Duration
 
@@ -48,6 +47,8 @@ _URL_ESCAPES = {"%": "%25", "#": "%23", "?": "%3F", "\t": "%09", "\n": "%0A", "\
 
 class RemoteSourceConfig(FileSelection):
     """Keys of every polled remote source (``sftp``, ``ftp``, ``s3``)."""
+
+    BUILTIN_META = BUILTIN_META
 
     url: str | None = Field(
         None, description="Where to look: 'sftp://CONNECTION/path' (the scheme is the source type); "
@@ -59,7 +60,7 @@ class RemoteSourceConfig(FileSelection):
         "stable", description="When a file is complete: 'stable' (size and mtime/ETag unchanged across "
         "two polls) or 'done_file' (<file><done_suffix> exists).",
     )
-    done_suffix: str = Field(".done", description="Suffix of done files (ready = 'done_file').")
+    done_suffix: Suffix = Field(".done", description="Suffix of done files (ready = 'done_file').")
     settle: Duration = Field(
         2.0, description="With ready = 'stable', how long `run --once` waits between its two listings."
     )
@@ -68,13 +69,6 @@ class RemoteSourceConfig(FileSelection):
         "(a done file goes too)."
     )
     poll_interval: Duration = Field(60.0, gt=0, description="How often to list the remote folder.")
-
-    @field_validator("done_suffix")
-    @classmethod
-    def _suffix(cls, value: str) -> str:
-        if not value or "/" in value:
-            raise ValueError("a suffix must be non-empty and hold no '/'")
-        return value
 
     @model_validator(mode="after")
     def _where(self) -> RemoteSourceConfig:
@@ -86,16 +80,6 @@ class RemoteSourceConfig(FileSelection):
                 raise ValueError(f"url {self.url!r} is not {self.type}://CONNECTION/path")
         elif self.connection is None or self.path is None:
             raise ValueError(f"give url = '{self.type}://CONNECTION/path', or both connection and path")
-        if self.meta_from_name:
-            clash = sorted(set(re.compile(self.meta_from_name).groupindex) & set(BUILTIN_META))
-            if clash:
-                raise ValueError(f"meta_from_name group {clash[0]!r} clashes with the built-in meta key "
-                                 "of that name; rename the group")
-        if self.recursive and isinstance(self.after, MoveTo) and not self.after.move.startswith("/") \
-                and not templates.static_prefix(self.after.move).strip("/."):
-            raise ValueError(f"with recursive = true a relative move folder must start with a fixed folder "
-                             f"(like 'archive/{{now:%Y-%m}}'), not {self.after.move!r}: moved files would be "
-                             "picked up again")
         return self
 
     @property

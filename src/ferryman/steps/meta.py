@@ -17,10 +17,11 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ferryman.errors import PermanentError
 from ferryman.item import Item
+from ferryman.model import NamedGroupsRegex
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
 
 
@@ -28,7 +29,7 @@ class MetaConfig(StepConfig):
     """Meta from file names; required and refused meta keys."""
 
     type: Literal["meta"]
-    from_name: str | None = Field(
+    from_name: NamedGroupsRegex | None = Field(
         None, description="Regex with named groups, searched in each file's name; the groups become "
         "meta of that file (e.g. '-(?P<export_type>[^-]+)\\.csv$').")
     include: list[str] | None = Field(None, description="Only look at files whose names match these globs.")
@@ -37,19 +38,6 @@ class MetaConfig(StepConfig):
     require: list[str] = Field(default_factory=list, description="Meta keys the item must have.")
     refuse: str | None = Field(None, description="A meta key whose presence fails the item, its value "
                                "being the message.")
-
-    @field_validator("from_name")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            pattern = re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regex: {exc}") from None
-        if not pattern.groupindex:
-            raise ValueError("the regex has no named groups like (?P<export_type>…)")
-        return value
 
 
 class MetaStep(Step[MetaConfig]):

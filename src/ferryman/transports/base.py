@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ferryman.errors import TransientError
+from ferryman.errors import TransientError, one_line
 
 
 @dataclass(frozen=True)
@@ -86,5 +86,4 @@ def network_error(exc: BaseException, what: str, host: str, port: int, timeout: 
         return TransientError(f"{what}: timed out after {timeout:g}s")
     if isinstance(exc, ConnectionRefusedError):
         return TransientError(f"{what}: connection refused (is the server running on port {port}?)")
-    reason = " ".join(str(exc).split()) or exc.__class__.__name__
-    return TransientError(f"{what}: connection lost ({reason})")
+    return TransientError(f"{what}: connection lost ({one_line(exc)})")

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from ferryman.connections import ConnectionConfig, FtpConnection
-from ferryman.errors import FerrymanError, PermanentError, TransientError
+from ferryman.errors import FerrymanError, PermanentError, TransientError, one_line
 from ferryman.secrets import mask
 from ferryman.transports.base import RemoteFile, Transport, network_error
 from ferryman.transports.ftps import ImplicitTlsFTP, TlsFTP, tls_context
@@ -69,7 +69,7 @@ class FtpTransport(Transport):
                     ftp.auth()
                 except ftplib.error_perm as exc:
                     raise PermanentError(
-                        f"{self.where}: the server does not offer TLS ({_reason(exc)}); "
+                        f"{self.where}: the server does not offer TLS ({one_line(exc)}); "
                         "set tls = false on the connection to use plain FTP"
                     ) from None
             password = conn.password.reveal() if conn.password is not None else ""
@@ -77,7 +77,7 @@ class FtpTransport(Transport):
                 ftp.login(conn.user, password)
             except ftplib.error_perm as exc:
                 raise PermanentError(
-                    f"{self.where}: login failed for user {conn.user} ({_reason(exc)})"
+                    f"{self.where}: login failed for user {conn.user} ({one_line(exc)})"
                 ) from None
             if isinstance(ftp, ftplib.FTP_TLS):
                 ftp.prot_p()
@@ -106,20 +106,20 @@ class FtpTransport(Transport):
         except FerrymanError as exc:
             raise type(exc)(mask(str(exc), self._secrets)) from exc
         except ftplib.error_perm as exc:
-            raise PermanentError(f"{what}: {_describe_reply(_reason(exc))}") from None
+            raise PermanentError(f"{what}: {_describe_reply(one_line(exc))}") from None
         except ftplib.error_temp as exc:
-            raise TransientError(f"{what}: {_describe_reply(_reason(exc))}") from None
+            raise TransientError(f"{what}: {_describe_reply(one_line(exc))}") from None
         except (ftplib.error_reply, ftplib.error_proto) as exc:
-            raise TransientError(f"{what}: unexpected reply {_reason(exc)!r}") from None
+            raise TransientError(f"{what}: unexpected reply {one_line(exc)!r}") from None
         except ssl.SSLCertVerificationError as exc:
             raise PermanentError(
                 f"{what}: TLS certificate not trusted ({exc.verify_message}); "
                 "set ca_file to the CA that signed it"
             ) from None
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError) as exc:
-            raise TransientError(f"{what}: connection lost during TLS ({_reason(exc)})") from None
+            raise TransientError(f"{what}: connection lost during TLS ({one_line(exc)})") from None
         except ssl.SSLError as exc:
-            raise PermanentError(f"{what}: TLS failed ({exc.reason or _reason(exc)})") from None
+            raise PermanentError(f"{what}: TLS failed ({exc.reason or one_line(exc)})") from None
         except (OSError, EOFError) as exc:
             raise network_error(exc, what, self.conn.host, self.port, self.conn.timeout) from None
 
@@ -334,10 +334,6 @@ def _describe_reply(reply: str) -> str:
     elif code == "550" and ("no such" in lowered or "not found" in lowered or "not exist" in lowered):
         meaning = "no such file or folder"
     return f"{meaning} ({reply})" if meaning else reply
-
-
-def _reason(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or exc.__class__.__name__
 
 
 def open_ftp(conn: ConnectionConfig | None) -> Transport:

@@ -30,7 +30,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import urlsplit
 
 from ferryman.connections import S3Connection
-from ferryman.errors import PermanentError, TransientError
+from ferryman.errors import PermanentError, TransientError, one_line
 from ferryman.secrets import mask
 from ferryman.transports.base import RemoteFile, Transport
 from ferryman.transports.local import os_errors
@@ -87,7 +87,7 @@ def s3_errors(action: str, where: str, secrets: tuple[str, ...] = ()) -> Iterato
         raise PermanentError(f"s3: cannot {action} {where}: {detail}") from None
     except bex.SSLError as exc:
         raise PermanentError(
-            f"s3: cannot {action} {where}: TLS failed ({_reason(exc)}); set ca_file for a private CA"
+            f"s3: cannot {action} {where}: TLS failed ({one_line(exc)}); set ca_file for a private CA"
         ) from None
     except (bex.NoCredentialsError, bex.PartialCredentialsError) as exc:
         raise PermanentError(f"s3: cannot {action} {where}: {exc} (set access_key and secret_key)") from None
@@ -97,16 +97,12 @@ def s3_errors(action: str, where: str, secrets: tuple[str, ...] = ()) -> Iterato
             f"s3: cannot {action} {where}: could not connect to {url.scheme}://{url.netloc}"
         ) from None
     except (bex.ConnectionError, bex.HTTPClientError, bex.IncompleteReadError) as exc:
-        raise TransientError(f"s3: cannot {action} {where}: {_reason(exc)}") from None
+        raise TransientError(f"s3: cannot {action} {where}: {one_line(exc)}") from None
     except bex.ParamValidationError as exc:
         raise PermanentError(f"s3: cannot {action} {where}: {' '.join(str(exc).split())}") from None
     except OSError as exc:  # the local file (botocore's own errors are OSErrors too, so this comes last)
         with os_errors(f"s3: cannot {action}"):
             raise exc from None
-
-
-def _reason(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or exc.__class__.__name__
 
 
 def split_path(path: str) -> tuple[str, str]:

@@ -44,7 +44,7 @@ from paramiko.sftp import (
 from paramiko.sftp_attr import SFTPAttributes
 
 from ferryman.connections import ConnectionConfig, SftpConnection
-from ferryman.errors import FerrymanError, PermanentError, TransientError
+from ferryman.errors import FerrymanError, PermanentError, TransientError, one_line
 from ferryman.secrets import mask
 from ferryman.transports.base import NETWORK_ERRORS, RemoteFile, Transport, network_error
 from ferryman.transports.ssh import fingerprint, ssh_login
@@ -112,7 +112,7 @@ class SftpTransport(Transport):
         except NETWORK_ERRORS as exc:
             raise network_error(exc, what, self.conn.host, self.conn.port, self.conn.timeout) from None
         except paramiko.SSHException as exc:
-            reason = mask(_reason(exc), self._secrets)
+            reason = mask(one_line(exc), self._secrets)
             if not self._alive() or "dropped" in reason or "closed" in reason.lower():
                 raise TransientError(f"{what}: connection lost ({reason})") from None
             raise PermanentError(f"{what}: {reason}") from None
@@ -122,9 +122,9 @@ class SftpTransport(Transport):
             if exc.errno == errno.EACCES:
                 raise PermanentError(f"{what}: permission denied") from None
             if exc.errno is not None or not self._alive() or "closed" in str(exc).lower():
-                raise TransientError(f"{what}: connection lost ({_reason(exc)})") from None
+                raise TransientError(f"{what}: connection lost ({one_line(exc)})") from None
             # SSH_FX_FAILURE: the server could not do it (full disk, quota, busy); may clear up.
-            raise TransientError(f"{what}: the server reported a failure ({_reason(exc)}); "
+            raise TransientError(f"{what}: the server reported a failure ({one_line(exc)}); "
                                  "full disk or quota?") from None
 
     def _alive(self) -> bool:
@@ -359,10 +359,6 @@ class _Batch:
             self.sftp._write_all(b"".join(self.parts))
             self.parts.clear()
             self.size = 0
-
-
-def _reason(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or exc.__class__.__name__
 
 
 def open_sftp(conn: ConnectionConfig | None) -> Transport:
