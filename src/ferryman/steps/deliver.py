@@ -29,6 +29,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ferryman import templates
 from ferryman.errors import PermanentError, TransientError
+from ferryman.flow import FlowContext
 from ferryman.item import Item
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
 from ferryman.transports import Location, Transport, parse_location
@@ -123,9 +124,10 @@ class DeliverStep(Step[DeliverConfig]):
 
     Config = DeliverConfig
 
-    @property
-    def location(self) -> Location:
-        return parse_location(self.config.to)
+    def __init__(self, config: DeliverConfig, flow: FlowContext) -> None:
+        super().__init__(config, flow)
+        self.location: Location = parse_location(config.to)
+        """Where files go; its path is a template rendered per file."""
 
     def run(self, item: Item, ctx: StepContext) -> StepResult:
         location = self.location
