@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ferryman.errors import PermanentError, TransientError
 from ferryman.transports.base import RemoteFile, Transport
+from ferryman.transports.copying import copy_durably
 
 # Errors that may clear up by themselves: full disk or quota, busy or flaky (network) file systems.
 _TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ETIMEDOUT,
@@ -82,7 +83,7 @@ def fsync_dir(path: Path) -> None:
 
 
 class LocalTransport(Transport):
-    """Files on this machine.  `put` copies with the kernel (sendfile / copy_file_range) and fsyncs."""
+    """Files on this machine.  `put` copies with the kernel and fsyncs (see `copying`)."""
 
     def put(self, local: Path, path: str) -> None:
         # Raw descriptors: no buffering, isatty or seek calls (each syscall is a GIL hand-off
@@ -92,8 +93,7 @@ class LocalTransport(Transport):
             try:
                 dst = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
                 try:
-                    _kernel_copy(src, dst)
-                    os.fsync(dst)
+                    copy_durably(src, dst, path)
                 finally:
                     os.close(dst)
             finally:
@@ -160,23 +160,3 @@ def _forgetting_on_error(folder: str) -> Iterator[None]:
     except OSError:
         forget_folder(folder)
         raise
-
-
-def _kernel_copy(in_fd: int, out_fd: int) -> None:
-    """Copy with copy_file_range (in-kernel, no user-space buffer), falling back to sendfile."""
-    size = os.fstat(in_fd).st_size
-    chunk = 64 * 1024 * 1024
-    try:
-        while True:
-            copied = os.copy_file_range(in_fd, out_fd, chunk)
-            if copied == 0:
-                break
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            raise
-        offset = os.lseek(in_fd, 0, os.SEEK_CUR)
-        while offset < size:
-            sent = os.sendfile(out_fd, in_fd, offset, chunk)
-            if sent == 0:
-                break
-            offset += sent

@@ -1,0 +1,82 @@
+"""Durable local copies: big files are written back while they copy, and every failure is raised."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ferryman.errors import TransientError
+from ferryman.transports import copying
+from ferryman.transports.local import LocalTransport
+
+BIG = copying.OVERLAP_FROM + 5 * copying.CHUNK // 2  # several chunks and a partial last one
+
+
+@pytest.fixture
+def big_file(tmp_path: Path) -> Path:
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as f:
+        block = os.urandom(1024 * 1024)
+        for n in range(BIG // len(block)):
+            f.write(bytes([n % 256]) + block[1:])  # every MiB differs: a misplaced chunk shows
+    return path
+
+
+def test_big_file_is_copied_whole(big_file: Path, tmp_path: Path) -> None:
+    LocalTransport().put(big_file, str(tmp_path / "copy.bin"))
+    assert (tmp_path / "copy.bin").read_bytes() == big_file.read_bytes()
+
+
+def test_chunks_reported_cover_the_file_in_order(big_file: Path, tmp_path: Path) -> None:
+    chunks: list[tuple[int, int]] = []
+    with open(big_file, "rb") as src, open(tmp_path / "copy.bin", "wb") as dst:
+        copying.kernel_copy(src.fileno(), dst.fileno(), lambda offset, length: chunks.append((offset, length)))
+    assert len(chunks) > 2
+    assert [offset for offset, _ in chunks] == [sum(length for _, length in chunks[:n]) for n in range(len(chunks))]
+    assert sum(length for _, length in chunks) == BIG
+
+
+def test_without_sync_file_range_a_plain_fsync_is_used(big_file: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(copying, "_sync_file_range", None)
+    LocalTransport().put(big_file, str(tmp_path / "copy.bin"))
+    assert (tmp_path / "copy.bin").read_bytes() == big_file.read_bytes()
+
+
+def test_a_writeback_error_is_raised_not_lost(big_file: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # sync_file_range consumes the error it reports, so a later fsync would succeed: the copy must fail.
+    def failing(fd: int, offset: int, length: int, flags: int) -> int:
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(copying, "_sync_file_range", failing)
+    target = tmp_path / "copy.bin"
+    with pytest.raises(TransientError, match=f"cannot write {target}: Input/output error"):
+        LocalTransport().put(big_file, str(target))
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_big_file_on_a_full_disk_is_a_clear_transient_error(big_file: Path, full_disk: Path) -> None:
+    with pytest.raises(TransientError, match="no space left on device \\(disk full\\)"):
+        LocalTransport().put(big_file, str(full_disk / "copy.bin"))
