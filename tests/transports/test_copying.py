@@ -1,4 +1,5 @@
-"""Durable local copies: big files are written back while they copy, and every failure is raised."""
+"""Durable local copies: a file gets its name only once complete and fsynced, big files are written
+back while they copy, and every failure is raised."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ferryman.errors import TransientError
-from ferryman.transports import copying
+from ferryman.errors import PermanentError, TransientError
+from ferryman.transports import copying, local
 from ferryman.transports.local import LocalTransport
 
 BIG = copying.OVERLAP_FROM + 5 * copying.CHUNK // 2  # several chunks and a partial last one
@@ -77,6 +78,32 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(folder)], check=True)
 
 
-def test_a_big_file_on_a_full_disk_is_a_clear_transient_error(big_file: Path, full_disk: Path) -> None:
+def test_a_big_file_on_a_full_disk_is_a_clear_transient_error_and_leaves_no_name(big_file: Path,
+                                                                                 full_disk: Path) -> None:
     with pytest.raises(TransientError, match="no space left on device \\(disk full\\)"):
         LocalTransport().put(big_file, str(full_disk / "copy.bin"))
+    assert os.listdir(full_disk) == []  # the partial copy never had a name
+
+
+def test_put_replaces_a_leftover_under_the_name(tmp_path: Path) -> None:
+    (tmp_path / "report.csv.in_progress").write_bytes(b"half of an earlier attempt, longer than the new one")
+    (tmp_path / "new").write_bytes(b"complete")
+    LocalTransport().put(tmp_path / "new", str(tmp_path / "report.csv.in_progress"))
+    assert (tmp_path / "report.csv.in_progress").read_bytes() == b"complete"
+
+
+def test_where_the_file_system_has_no_o_tmpfile_the_file_is_written_under_its_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "share"
+    out.mkdir()
+    monkeypatch.setattr(local, "_NO_NAMELESS", {str(out)})
+    (out / "x.csv").write_bytes(b"old and longer content")
+    (tmp_path / "new").write_bytes(b"new")
+    LocalTransport().put(tmp_path / "new", str(out / "x.csv"))
+    assert (out / "x.csv").read_bytes() == b"new"
+
+
+def test_a_missing_destination_folder_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "new").write_bytes(b"new")
+    with pytest.raises(PermanentError, match=f"cannot write {tmp_path / 'gone'}: No such file or directory"):
+        LocalTransport().put(tmp_path / "new", str(tmp_path / "gone" / "x.csv"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import itertools
@@ -83,17 +84,33 @@ def fsync_dir(path: Path) -> None:
 
 
 class LocalTransport(Transport):
-    """Files on this machine.  `put` copies with the kernel and fsyncs (see `copying`)."""
+    """Files on this machine.
+
+    `put` writes a nameless file (O_TMPFILE) in the destination folder, copies into it with the
+    kernel, fsyncs it and only then links it under `path`: the name appears with complete, durable
+    content or not at all.  Creating the file outside the folder's lock also lets several workers
+    write small files into one folder at once (a named create holds the folder's lock while the file
+    system allocates an inode; the other workers spin on it).  Deliveries still link a temporary name
+    and rename it, so watchers of the destination see the usual create-and-move.  Where the file
+    system has no O_TMPFILE (some network shares), the file is created under `path` directly.
+    """
 
     def put(self, local: Path, path: str) -> None:
+        folder = os.path.dirname(path)
         # Raw descriptors: no buffering, isatty or seek calls (each syscall is a GIL hand-off
         # among the workers; many small files make that the cost that matters).
-        with os_errors("cannot write"), _forgetting_on_error(os.path.dirname(path)):
+        with os_errors("cannot write"), _forgetting_on_error(folder):
             src = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                dst = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+                dst = _open_nameless(folder)
+                named = dst is None
+                if dst is None:
+                    dst = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
                 try:
                     copy_durably(src, dst, path)
+                    _check_size(src, dst, path)
+                    if not named:
+                        _link(dst, path)
                 finally:
                     os.close(dst)
             finally:
@@ -160,3 +177,44 @@ def _forgetting_on_error(folder: str) -> Iterator[None]:
     except OSError:
         forget_folder(folder)
         raise
+
+
+_NO_NAMELESS: set[str] = set()
+"""Folders whose file system refused O_TMPFILE."""
+
+
+def _open_nameless(folder: str) -> int | None:
+    """A new file in `folder` that has no name yet, or None where the file system cannot."""
+    if folder in _NO_NAMELESS:
+        return None
+    try:
+        return os.open(folder or ".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise OSError(exc.errno, exc.strerror, folder) from None
+        _NO_NAMELESS.add(folder)
+        return None
+
+
+def _link(fd: int, path: str) -> None:
+    """Give the nameless file `fd` the name `path`, replacing a file there (a leftover of an earlier
+    attempt: a link cannot replace, so it goes first)."""
+    me = f"/proc/self/fd/{fd}"
+    for _ in range(3):
+        try:
+            # linkat(…, AT_SYMLINK_FOLLOW) links the file itself; CPython calls linkat only when given
+            # a dir fd, so it gets one (`fd`: an absolute source path ignores it).
+            os.link(me, path, src_dir_fd=fd, follow_symlinks=True)
+            return
+        except FileExistsError:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, path) from None
+    raise OSError(errno.EEXIST, "keeps being created by someone else", path)
+
+
+def _check_size(src: int, dst: int, path: str) -> None:
+    expected, written = os.fstat(src).st_size, os.fstat(dst).st_size
+    if written != expected:  # the source changed while it was copied, or the copy was cut short
+        raise OSError(errno.EIO, f"wrote {written} bytes of {expected}", path)
