@@ -144,6 +144,49 @@ class JournalContract:
             t.join()
         assert all(len(owners) == 1 for owners in winners.values()), winners
 
+    def test_renew_extends_only_the_leases_the_owner_holds(self, backend: Backend) -> None:
+        j = backend.journal()
+        expired, held, other, finished, pending = j.admit("f", cands("a", "b", "c", "d", "e"))
+        assert j.claim(expired.id, "w", -1.0) is not None  # its lease is over, nobody took it
+        assert j.claim(held.id, "w", 60) is not None
+        assert j.claim(other.id, "someone-else", 60) is not None
+        claimed = j.claim(finished.id, "w", 60)
+        assert claimed is not None
+        j.finish(done(claimed))
+        j.flush()
+        before = j.get(expired.id)
+        assert before is not None
+        asked = [expired.id, held.id, other.id, finished.id, pending.id, "0123456789ab", held.id]
+        assert j.renew(asked, "w", 600) == {expired.id, held.id}
+        assert j.renew([], "w", 600) == set()
+        assert j.claim(expired.id, "someone-else", 60) is None, "renewed: w holds it again"
+        j.flush()
+        ((until,),) = backend.execute(f"SELECT lease_until FROM items WHERE id = '{expired.id}'")
+        assert until > time.time() + 500
+        after = j.get(expired.id)
+        assert after is not None and after.updated_at == before.updated_at, "renewal is not progress"
+        assert after.state == State.RUNNING and after.attempts == before.attempts
+
+    def test_renew_takes_many_items_at_once(self, backend: Backend) -> None:
+        j = backend.journal()
+        items = j.admit("f", cands(*[f"k{n}" for n in range(600)]))
+        for item in items:
+            assert j.claim(item.id, "w", -1.0) is not None
+        assert j.renew([i.id for i in items], "w", 60) == {i.id for i in items}
+        assert all(j.claim(i.id, "other", 60) is None for i in items[::50])
+
+    def test_an_expired_lease_nobody_took_still_lets_its_owner_finish(self, backend: Backend) -> None:
+        j = backend.journal()
+        (item,) = j.admit("f", cands("a"))
+        claimed = j.claim(item.id, "slow", -1.0)
+        assert claimed is not None
+        j.step_failed(run(claimed, 0, outcome="retry", error="timed out"))
+        j.step_done(run(claimed, 0), ["/work/a.csv"], {})
+        j.finish(done(claimed))
+        j.close()
+        stored = backend.journal().get(item.id)
+        assert stored is not None and (stored.state, stored.step) == (State.DONE, 1)
+
     # -- steps -----------------------------------------------------------------
 
     def test_step_done_survives_reopen(self, backend: Backend) -> None:

@@ -1,8 +1,11 @@
-"""The PostgreSQL journal beyond the contract: several instances, broken connections, addresses."""
+"""The PostgreSQL journal beyond the contract: several instances, leases lost and renewed,
+broken connections, addresses.  Two journal objects are two instances."""
 
 from __future__ import annotations
 
+import re
 import threading
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -11,9 +14,9 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from ferryman.errors import JournalError
-from ferryman.item import Candidate
+from ferryman.item import Candidate, State, StepRun
 from ferryman.journal import open_journal
-from ferryman.journal.base import Journal
+from ferryman.journal.base import Journal, LeaseLost
 from ferryman.journal.postgres import PostgresJournal
 from journal.backends import Backend
 from support import free_port
@@ -40,6 +43,96 @@ def test_instances_never_run_the_same_item(pg_backend: Backend) -> None:
     for t in threads:
         t.join()
     assert sorted(won) == sorted(i.id for i in items), "each item claimed exactly once"
+
+
+def step(item_id: str, index: int, outcome: str = "done") -> StepRun:
+    now = time.time()
+    return StepRun(item_id, index, f"step{index}", now, now, outcome, None, {})
+
+
+def test_a_stale_instance_cannot_write_an_item_taken_over(pg_backend: Backend) -> None:
+    stale, new = pg_backend.journal(), pg_backend.journal()
+    (item,) = stale.admit("f", [Candidate(key="a", files=())])
+    mine = stale.claim(item.id, "host-a:/srv", -1.0)  # a step outlived the lease, unrenewed
+    assert mine is not None
+    theirs = new.claim(item.id, "host-b:/srv", 60)
+    assert theirs is not None and theirs.attempts == 2
+    taken = (f"^item {item.id} is no longer held by host-a:/srv: host-b:/srv took it over "
+             "after the lease expired; this result was not recorded$")
+    with pytest.raises(LeaseLost, match=taken):
+        stale.step_done(step(item.id, 0), ["/work/a/x.csv"], {"name": "x.csv"})
+    with pytest.raises(LeaseLost, match=taken):
+        stale.step_failed(step(item.id, 0, "retry"))
+    mine.state = State.FAILED
+    with pytest.raises(LeaseLost, match=taken) as caught:
+        stale.finish(mine)
+    assert isinstance(caught.value, JournalError) and "\n" not in str(caught.value)
+    assert stale.renew([item.id], "host-a:/srv", 60) == set()
+
+    stored = new.get(item.id)
+    assert stored is not None and (stored.state, stored.step, stored.files) == (State.RUNNING, 0, [])
+    assert new.steps(item.id) == [], "nothing of the stale instance's writes was kept"
+    assert pg_backend.execute(f"SELECT owner FROM items WHERE id = '{item.id}'") == [("host-b:/srv",)]
+
+    new.step_done(step(item.id, 0), ["/work/b/y.csv"], {})
+    theirs.state = State.DONE
+    new.finish(theirs)
+    with pytest.raises(LeaseLost, match=re.escape(
+            f"item {item.id} is no longer held by host-a:/srv: it is done now "
+            "(last held by host-b:/srv); this result was not recorded")):
+        stale.finish(mine)
+    stored = new.get(item.id)
+    assert stored is not None and (stored.state, stored.step) == (State.DONE, 1)
+    assert [r.outcome for r in new.steps(item.id)] == ["done"]
+
+
+def test_a_renewed_lease_keeps_the_item_from_another_instance(pg_backend: Backend) -> None:
+    a, b = pg_backend.journal(), pg_backend.journal()
+    (item,) = a.admit("f", [Candidate(key="a", files=())])
+    mine = a.claim(item.id, "host-a", -1.0)  # expired: anyone could take it now …
+    assert mine is not None
+    assert a.renew([item.id], "host-a", 60) == {item.id}  # … until its owner renews it
+    assert b.claim(item.id, "host-b", 60) is None
+    assert b.renew([item.id], "host-b", 60) == set()
+    a.step_done(step(item.id, 0), ["/work/a/x.csv"], {})
+    mine.state = State.DONE
+    a.finish(mine)
+    stored = b.get(item.id)
+    assert stored is not None and (stored.state, stored.step) == (State.DONE, 1)
+
+
+def test_a_renewal_racing_a_takeover_loses_or_wins_whole(pg_backend: Backend) -> None:
+    a, b = pg_backend.journal(), pg_backend.journal()
+    items = a.admit("f", [Candidate(key=f"k{n}", files=()) for n in range(150)])
+    for item in items:
+        assert a.claim(item.id, "host-a", -1.0) is not None
+    renewed: set[str] = set()
+    taken: set[str] = set()
+    start = threading.Barrier(2)
+
+    def renew() -> None:
+        start.wait()
+        for item in items:
+            renewed.update(a.renew([item.id], "host-a", 60))
+
+    def take_over() -> None:
+        start.wait()
+        taken.update(i.id for i in items if b.claim(i.id, "host-b", 60) is not None)
+
+    threads = [threading.Thread(target=renew), threading.Thread(target=take_over)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert renewed | taken == {i.id for i in items} and not renewed & taken
+    for item in items:
+        if item.id in taken:
+            with pytest.raises(LeaseLost, match="host-b took it over"):
+                a.step_done(step(item.id, 0), [], {})
+        else:
+            a.step_done(step(item.id, 0), [], {})
+    owners = dict(pg_backend.execute("SELECT id, owner FROM items"))
+    assert {i for i, o in owners.items() if o == "host-b"} == taken
 
 
 def test_instances_starting_together_migrate_once(pg_backend: Backend) -> None:

@@ -9,6 +9,10 @@ disposes of an original only after its success is on disk (promise 1).
 A backend shared by several instances (PostgreSQL) claims items with
 ``FOR UPDATE SKIP LOCKED`` under a lease (`owner`, `lease_until`): an item
 whose lease expired belongs to nobody and is resumed by whoever claims it.
+The engine `renew`s the leases of its running items well before they expire,
+so a long step keeps its item; and on such a backend `step_done`,
+`step_failed` and `finish` write only while the lease is still this
+instance's, raising `LeaseLost` once another instance has taken the item over.
 """
 
 from __future__ import annotations
@@ -16,7 +20,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from ferryman.errors import JournalError
 from ferryman.item import Candidate, Item, State, StepRun
+
+
+class LeaseLost(JournalError):
+    """A write for an item whose lease this instance lost: another instance took it over
+    (its lease had expired), so the item's state is theirs and this write was not made.
+
+    The engine drops the item without disposing of anything; the new owner finishes it.
+    """
 
 
 class Journal(Protocol):
@@ -42,6 +55,16 @@ class Journal(Protocol):
         """
         ...
 
+    def renew(self, item_ids: Sequence[str], owner: str, lease: float) -> set[str]:
+        """Extend to now + `lease` seconds the leases `owner` holds on these running items,
+        in one statement; return the ids renewed.
+
+        An id missing from the answer is no longer `owner`'s (taken over after its lease
+        expired, finished, or unknown).  The engine calls this for its running items every
+        third of a lease or so, so that a step longer than the lease keeps its item.
+        """
+        ...
+
     def step_done(self, run: StepRun, files: Sequence[str], meta: dict[str, str]) -> None:
         """Record that step `run.index` finished; the item now carries `files` and `meta`.
 
@@ -50,18 +73,25 @@ class Journal(Protocol):
 
         May be committed later, in a group; a lost record only means the
         (idempotent) step runs again after a crash.
+
+        On a backend shared by instances, raises `LeaseLost` (and records nothing) when
+        the item is no longer held by the owner this journal claimed it for.
         """
         ...
 
     def step_failed(self, run: StepRun) -> None:
-        """Record a failed run of a step (grouped like `step_done`)."""
+        """Record a failed run of a step (grouped, and checked against the lease, like `step_done`)."""
         ...
 
     def finish(self, item: Item, durable: bool = True) -> None:
         """Write the item's new state (`done`, `failed`, `skipped`, or `pending` with
         `next_attempt_at` for a retry), its error and attempts.  Durable on return, unless
         `durable` is False: the engine passes that when nothing is disposed of after it (the
-        source keeps the original), where a lost record only means an idempotent re-run."""
+        source keeps the original), where a lost record only means an idempotent re-run.
+
+        On a backend shared by instances, raises `LeaseLost` (and writes nothing) when this
+        journal claimed the item and the lease is no longer that owner's: a stale instance
+        can neither overwrite the new owner's state nor go on to dispose of the original."""
         ...
 
     def get(self, item_id: str) -> Item | None:

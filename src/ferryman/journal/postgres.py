@@ -7,6 +7,15 @@ row with ``FOR UPDATE SKIP LOCKED`` and takes a lease (`owner`,
 dies its items become claimable once their leases expire.  Lease times come
 from each instance's clock: keep the machines' clocks in sync (NTP).
 
+The engine `renew`s the leases of its running items (one statement for all of
+them) well before they expire.  The journal remembers the owner it claimed
+each item for; `step_done`, `step_failed` and `finish` of that item write only
+while the item still runs under that owner, and raise `LeaseLost` otherwise
+(another instance took it over once the lease had expired), so a stale
+instance never overwrites the new owner's state.  The owner is forgotten once
+the item's `finish` is written; after a `LeaseLost` it is kept, so every later
+write of the lost item is refused too.
+
 Each thread has its own connection (psycopg connections are not meant to be
 shared by concurrent threads); a connection that broke is replaced on the
 next call.  Migrations run under an advisory lock, so instances starting
@@ -24,6 +33,7 @@ from typing import Any, TypeVar, cast
 import psycopg
 
 from ferryman.errors import JournalError, describe
+from ferryman.item import Item
 from ferryman.journal.sql import Cursor, Dialect, SqlJournal, redact
 
 T = TypeVar("T")
@@ -48,6 +58,7 @@ class PostgresJournal(SqlJournal):
         self._closed = False
         self._connections: list[psycopg.Connection[Any]] = []
         self._local = threading.local()
+        self._held: dict[str, str] = {}  # item id → the owner this journal claimed it for
         with self._errors("cannot open"):
             conn = self._connection()
             with conn.transaction():
@@ -98,6 +109,25 @@ class PostgresJournal(SqlJournal):
     def _read(self, op: Callable[[Cursor], T]) -> T:
         with self._errors("cannot read"):
             return op(cast(Cursor, self._connection().cursor()))
+
+    def claim(self, item_id: str, owner: str, lease: float) -> Item | None:
+        """`SqlJournal.claim`; the item's later writes are checked against `owner`'s lease."""
+        item = super().claim(item_id, owner, lease)
+        if item is not None:
+            with self._lock:
+                self._held[item.id] = owner
+        return item
+
+    def finish(self, item: Item, durable: bool = True) -> None:
+        """`SqlJournal.finish`, written only while this journal's owner holds the item's lease
+        (else `LeaseLost`); once written, the item's owner is forgotten."""
+        super().finish(item, durable)
+        with self._lock:
+            self._held.pop(item.id, None)
+
+    def _holder(self, item_id: str) -> str | None:
+        with self._lock:
+            return self._held.get(item_id)
 
     def _insert_items(self, cur: Cursor, rows: list[tuple[Any, ...]]) -> set[str]:
         # One pipelined round trip for the whole batch instead of one per row.

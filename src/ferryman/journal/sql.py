@@ -6,7 +6,9 @@ BaseSqlStorage: placeholder style, column types, the row lock a claim takes)
 and supplies three hooks: `_write` (run an operation and return once it is
 applied, or durable), `_submit` (a write whose caller does not wait) and
 `_read`.  SQLite funnels writes through one group-committing writer thread;
-PostgreSQL runs each write in its own transaction.
+PostgreSQL runs each write in its own transaction.  A backend shared by
+instances also answers `_holder`: the owner whose lease an item's writes must
+still hold (SQLite, one process, checks nothing).
 
 Operations (`_op_*`) run inside the backend's transaction and must not commit.
 """
@@ -24,6 +26,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from ferryman.errors import JournalError
 from ferryman.item import Candidate, Item, State, StepRun
+from ferryman.journal.base import LeaseLost
 from ferryman.journal.migrations import migrations
 
 T = TypeVar("T")
@@ -131,6 +134,11 @@ class SqlJournal:
         """Run a read operation on committed data."""
         raise NotImplementedError
 
+    def _holder(self, item_id: str) -> str | None:
+        """The owner whose lease `step_done`, `step_failed` and `finish` of `item_id` must find
+        still held, else they raise `LeaseLost`; None: write unchecked (the default)."""
+        return None
+
     def _insert_items(self, cur: Cursor, rows: list[tuple[Any, ...]]) -> set[str]:
         """Insert item rows, skipping any that conflict; return the ids inserted.
 
@@ -237,23 +245,76 @@ class SqlJournal:
         row = cur.fetchone()
         return item_from_row(row) if row else None
 
+    def renew(self, item_ids: Sequence[str], owner: str, lease: float) -> set[str]:
+        """Extend to now + `lease` the leases `owner` holds on these running items; the ids renewed.
+
+        Waits until applied, not for the commit (like `claim`).  `updated_at` is left alone:
+        a renewal is not progress.
+        """
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return set()
+        return self._write(lambda cur: self._op_renew(cur, ids, owner, lease), durable=False)
+
+    def _op_renew(self, cur: Cursor, ids: Sequence[str], owner: str, lease: float) -> set[str]:
+        until = time.time() + lease
+        renewed: set[str] = set()
+        for chunk in chunks(ids):  # one statement for up to CHUNK items: more than any worker pool
+            cur.execute(self.q(
+                "UPDATE items SET lease_until = ? WHERE state = 'running' AND owner = ? "
+                f"AND id IN ({marks(len(chunk))}) RETURNING id"), (until, owner, *chunk))
+            renewed.update(row[0] for row in cur.fetchall())
+        return renewed
+
+    def _op_update_held(self, cur: Cursor, assignments: str, params: tuple[Any, ...],
+                        item_id: str, owner: str | None) -> None:
+        """``UPDATE items SET <assignments> WHERE id = item_id``; with an `owner`, only while the
+        item runs under that owner's lease, else raise `LeaseLost` (the caller's transaction
+        is rolled back, so nothing it wrote before stays)."""
+        if owner is None:
+            cur.execute(self.q(f"UPDATE items SET {assignments} WHERE id = ?"), (*params, item_id))
+            return
+        # On PostgreSQL a claim in flight holds the row; this waits for it and then looks at
+        # the row as that claim left it (READ COMMITTED re-checks the WHERE on the new version).
+        cur.execute(self.q(f"UPDATE items SET {assignments} "
+                           "WHERE id = ? AND state = 'running' AND owner = ?"),
+                    (*params, item_id, owner))
+        if cur.rowcount == 0:
+            raise self._op_lost(cur, item_id, owner)
+
+    def _op_lost(self, cur: Cursor, item_id: str, owner: str) -> LeaseLost:
+        """The one-line error for a write by `owner`, whose lease on `item_id` is gone."""
+        cur.execute(self.q("SELECT state, owner FROM items WHERE id = ?"), (item_id,))
+        row = cur.fetchone()
+        lost = f"item {item_id} is no longer held by {owner}"
+        if row is None:
+            return LeaseLost(f"{lost}: it is not in the journal {self.where}")
+        state, holder = row
+        if state == "running" and holder:
+            now = f"{holder} took it over after the lease expired"
+        else:
+            now = f"it is {state} now" + (f" (last held by {holder})" if holder else "")
+        return LeaseLost(f"{lost}: {now}; this result was not recorded")
+
     def step_done(self, run: StepRun, files: Sequence[str], meta: dict[str, str]) -> None:
         files_json, meta_json = to_json([str(f) for f in files]), to_json(meta)
+        owner = self._holder(run.item_id)
 
         def op(cur: Cursor) -> None:
+            self._op_update_held(
+                cur, "step = ?, files = ?, meta = ?, attempts = 1, error = NULL, "
+                "error_type = NULL, updated_at = ?",
+                (run.index + 1, files_json, meta_json, time.time()), run.item_id, owner)
             self._op_insert_run(cur, run)
-            cur.execute(self.q(
-                "UPDATE items SET step = ?, files = ?, meta = ?, attempts = 1, error = NULL, "
-                "error_type = NULL, updated_at = ? WHERE id = ?"),
-                (run.index + 1, files_json, meta_json, time.time(), run.item_id))
 
         self._submit(op)
 
     def step_failed(self, run: StepRun) -> None:
+        owner = self._holder(run.item_id)
+
         def op(cur: Cursor) -> None:
+            self._op_update_held(cur, "updated_at = ?", (time.time(),), run.item_id, owner)
             self._op_insert_run(cur, run)
-            cur.execute(self.q("UPDATE items SET updated_at = ? WHERE id = ?"),
-                        (time.time(), run.item_id))
 
         self._submit(op)
 
@@ -266,13 +327,16 @@ class SqlJournal:
         """Write the item's state, attempts, error (and type), next attempt time; durable on return
         unless `durable` is False (then committed with the next group)."""
         params = (str(item.state), item.attempts, item.error, item.error_type,
-                  item.next_attempt_at, time.time(), item.id)
+                  item.next_attempt_at, time.time())
+        owner = self._holder(item.id)
+        # A checked finish keeps `owner`: the item then names the instance that finished it,
+        # which is what a stale instance's `LeaseLost` reports.
+        release = "lease_until = NULL" if owner else "owner = NULL, lease_until = NULL"
 
         def op(cur: Cursor) -> None:
-            cur.execute(self.q(
-                "UPDATE items SET state = ?, attempts = ?, error = ?, error_type = ?, "
-                "next_attempt_at = ?, owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?"),
-                params)
+            self._op_update_held(
+                cur, "state = ?, attempts = ?, error = ?, error_type = ?, next_attempt_at = ?, "
+                f"updated_at = ?, {release}", params, item.id, owner)
 
         if durable:
             self._write(op, durable=True)
