@@ -117,7 +117,8 @@ def test_a_renewal_racing_a_takeover_loses_or_wins_whole(pg_backend: Backend) ->
 
     def take_over() -> None:
         start.wait()
-        taken.update(i.id for i in items if b.claim(i.id, "host-b", 60) is not None)
+        # From the other end: the two meet somewhere in the middle and fight over those items.
+        taken.update(i.id for i in reversed(items) if b.claim(i.id, "host-b", 60) is not None)
 
     threads = [threading.Thread(target=renew), threading.Thread(target=take_over)]
     for t in threads:
