@@ -12,6 +12,17 @@ a mail has none), so a mail is recognised even after the server renumbered
 the mailbox (a new UIDVALIDITY): the source then searches the whole mailbox
 once and the journal drops what it already knows.
 
+Leftovers: a crash between the journal's commit of an item's end and the
+``after`` action leaves the mail in the mailbox, below the cursor or with a
+known key, where no scan would offer it again.  So when the source disposes of
+mails, the first scan on each new connection (start-up, reconnect) and after a
+UIDVALIDITY change also searches the part of the mailbox below the cursor
+(``UNSEEN`` only, for ``after = "seen"``) and offers every matching mail whose
+key the journal knows as a bare candidate (no parts fetched): the engine never
+admits it, and re-runs the disposal of those whose item ended
+(`Engine._dispose_again`, as for the folder source).  Steady-state polls stay
+``UID last+1:*`` only.
+
 For each new mail only its header and BODYSTRUCTURE are fetched, then only
 the wanted parts (``BODY.PEEK``, so nothing is marked seen), in chunks,
 decoded straight to files under ``<root>/spool/<flow>/<uidvalidity>-<uid>/``.
@@ -177,6 +188,10 @@ class ImapSource(Source[ImapSourceConfig]):
         """UIDVALIDITY of the mailbox selected on the reader connection."""
         self._uidnext = 0
         """UIDNEXT as the last scan saw it."""
+        self._swept: int | None = None
+        """UIDVALIDITY for which this connection looked for leftovers (see the module docstring)."""
+        self._leftover_at: dict[str, tuple[int, int]] = {}
+        """Key → (UIDVALIDITY, UID) where the last leftover search saw a known mail, for `finalize`."""
 
     @property
     def disposes(self) -> bool:
@@ -206,6 +221,7 @@ class ImapSource(Source[ImapSourceConfig]):
     def _drop_reader(self, broken: bool = False) -> None:
         client, self._reader = self._reader, None
         self._selected = None
+        self._swept = None  # a new connection may follow a crash or an outage: look for leftovers again
         close_quietly(client, broken)
 
     def _position(self, client: IMAPClient) -> tuple[int, int]:
@@ -232,6 +248,9 @@ class ImapSource(Source[ImapSourceConfig]):
             self.flow.log.warning("%s: %s changed UIDVALIDITY (%s → %s); looking through the whole mailbox, "
                                   "mails already handled are recognised by Message-ID",
                                   self.flow.flow, self.where, cursor[0], validity)
+        sweep = self.disposes and self._swept != validity
+        if sweep:
+            self._leftover_at.clear()
         horizon = uidnext - 1 if uidnext else None
         uids: list[int] = []
         if horizon is None or horizon > last:
@@ -240,20 +259,50 @@ class ImapSource(Source[ImapSourceConfig]):
             uids = sorted(u for u in client.search([*criteria, "UID", f"{last + 1}:*"], charset) if u > last)
         offered: list[int] = []
         candidates: list[Candidate] = []
-        for start in range(0, len(uids), BATCH):
-            batch = uids[start:start + BATCH]
-            mails = list(self._matching(client, batch))
-            known = self.flow.journal.known(self.flow.flow, [m.key for m in mails])
-            for mail in mails:
-                if mail.key in known:
-                    continue
+        for new, known in self._sorted(client, uids):
+            for mail in new:
                 candidates.append(self._candidate(client, validity, mail))
                 offered.append(mail.uid)
+            if sweep:
+                candidates += [self._leftover(validity, mail) for mail in known]
+        if sweep:
+            candidates += self._leftovers(client, validity, last)
+            self._swept = validity
         top = max([last, *uids, *([horizon] if horizon else [])])
         settled = min(offered) - 1 if offered else top
         if cursor != (validity, settled):
             self.flow.journal.set_cursor(self.flow.flow, self._cursor_name, f"{validity}:{settled}")
         return candidates
+
+    def _sorted(self, client: IMAPClient, uids: list[int]) -> Iterator[tuple[list[Mail], list[Mail]]]:
+        """The matching mails among `uids`, `BATCH` at a time: (keys new to the journal, keys it knows)."""
+        for start in range(0, len(uids), BATCH):
+            mails = list(self._matching(client, uids[start:start + BATCH]))
+            known = self.flow.journal.known(self.flow.flow, [m.key for m in mails])
+            yield [m for m in mails if m.key not in known], [m for m in mails if m.key in known]
+
+    def _leftovers(self, client: IMAPClient, validity: int, last: int) -> list[Candidate]:
+        """Bare candidates for the known mails at or below the cursor `last` (see the module docstring).
+
+        Unknown mails there are left alone: the cursor says they were decided on already.
+        """
+        if not last:
+            return []
+        criteria, charset = self._criteria()
+        if self.config.after == "seen":
+            criteria.append("UNSEEN")  # a seen mail was disposed of already
+        uids = sorted(u for u in client.search([*criteria, "UID", f"1:{last}"], charset) if u <= last)
+        return [self._leftover(validity, mail) for _, known in self._sorted(client, uids) for mail in known]
+
+    def _leftover(self, validity: int, mail: Mail) -> Candidate:
+        """A mail whose key the journal knows, offered only so the engine finishes its disposal.
+
+        Nothing is fetched for it.  `meta.problem` makes sure it could never run as an item.
+        """
+        self._leftover_at[mail.key] = (validity, mail.uid)
+        origin = f"mail UID {mail.uid} in {self.config.mailbox}"
+        return Candidate(key=mail.key, files=(), meta={"problem": f"{origin}: offered only to finish its disposal"},
+                         order=float(mail.uid), origin=origin)
 
     @property
     def _cursor_name(self) -> str:
@@ -411,11 +460,12 @@ class ImapSource(Source[ImapSourceConfig]):
     def finalize(self, item: Item, outcome: Outcome) -> None:
         """After success: the `after` action on that one mail, then drop its spool folder.
         After a failure nothing is touched (the mail stays, the spool stays for a retry)."""
+        found = self._leftover_at.pop(item.key, None)  # where a leftover search just saw the mail
         if not outcome.succeeded:
             return
         try:
             if self.config.after != "keep" and item.meta.get("mail_uid"):
-                self.disposer.dispose(item)
+                self.disposer.dispose(item, found)
         finally:
             validity, uid = item.meta.get("mail_uidvalidity"), item.meta.get("mail_uid")
             if validity and uid:

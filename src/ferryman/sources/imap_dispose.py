@@ -4,10 +4,16 @@ Workers finish items while the watching connection sits in IDLE, so the
 actions use a second connection, opened lazily, reused, and re-opened once
 when it broke.  Only the item's own mail is ever touched: MOVE where the
 server has it, else COPY + ``\\Deleted`` + ``UID EXPUNGE`` of that one UID.
+
+Every action is safe to repeat: the mail is looked up by UID (or Message-ID
+after a renumbering) right before it, so a mail that is gone already — moved
+by an earlier run cut short by a crash, or by another instance sharing the
+journal — is left alone, and only that UID is ever expunged.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING
 
@@ -34,7 +40,9 @@ class Disposer:
         self._client: IMAPClient | None = None
         self._lock = threading.Lock()
 
-    def dispose(self, item: Item) -> None:
+    def dispose(self, item: Item, found: tuple[int, int] | None = None) -> None:
+        """Apply `after` to the item's mail; `found` is (UIDVALIDITY, UID) where a leftover search saw
+        it just now (a disposal finished after a crash), else the mail is where the item's meta says."""
         with self._lock:
             for attempt in (1, 2):
                 if self._client is None:
@@ -42,7 +50,7 @@ class Disposer:
                 try:
                     with imap_errors(f"{self.where}: disposing of mail UID {item.meta['mail_uid']}",
                                      self.login.secrets):
-                        self._act(self._client, item)
+                        self._act(self._client, item, found)
                     return
                 except TransientError:
                     client, self._client = self._client, None
@@ -50,16 +58,18 @@ class Disposer:
                     if attempt == 2:
                         raise
 
-    def _act(self, client: IMAPClient, item: Item) -> None:
+    def _act(self, client: IMAPClient, item: Item, found: tuple[int, int] | None) -> None:
         validity, _ = select_mailbox(client, self.config.mailbox, self.where, readonly=False)
-        uid = int(item.meta["mail_uid"])
-        if str(validity) != item.meta.get("mail_uidvalidity"):
+        was, uid = found or (int(item.meta.get("mail_uidvalidity") or 0), int(item.meta["mail_uid"]))
+        if validity != was:
             uid = self._locate(client, item.meta.get("mail_message_id", ""))  # the mailbox was renumbered
         elif not client.search(["UID", str(uid)]):
             uid = 0
         if not uid:
-            self.flow.log.warning("%s: %s is no longer in %s; nothing to dispose of",
-                                  self.flow.flow, item.origin, self.config.mailbox)
+            # After a crash (`found`) another instance may well have finished the job: not worth a warning.
+            self.flow.log.log(logging.INFO if found else logging.WARNING,
+                              "%s: %s is no longer in %s; nothing to dispose of",
+                              self.flow.flow, item.origin, self.config.mailbox)
             return
         after = self.config.after
         done: str = str(after)
@@ -76,7 +86,8 @@ class Disposer:
                 client.copy([uid], target)
                 self._expunge(client, uid)
             done = f"moved to {target}"
-        self.flow.log.info("%s: %s: %s", self.flow.flow, item.origin, done)
+        self.flow.log.info("%s: %s: %s%s", self.flow.flow, item.origin, done,
+                           " (finishing a disposal that a crash or an outage cut short)" if found else "")
 
     def _locate(self, client: IMAPClient, mid: str) -> int:
         if not mid:
