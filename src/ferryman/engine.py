@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferryman.config import FlowConfig, LoadedConfig
-from ferryman.errors import PermanentError, StepTimeout, describe
+from ferryman.errors import JournalError, PermanentError, StepTimeout, describe
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome, State, StepRun
-from ferryman.journal.base import Journal
+from ferryman.journal.base import Journal, LeaseLost
 from ferryman.notify import NOTIFIERS, Failure
 from ferryman.notify.hub import NotifyHub
 from ferryman.retry import RetryPolicy
@@ -83,6 +83,10 @@ class Engine:
         self._running = 0
         self._last_activity = time.monotonic()
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ferryman-worker")
+        self._leased: set[str] = set()  # items claimed and running here: the heartbeat renews them
+        self._closing = threading.Event()
+        self._heartbeat = threading.Thread(target=self._renew_leases, name="ferryman-lease", daemon=True)
+        self._heartbeat.start()
         for name, flow_config in config.flows.items():
             if (only and name not in only) or (not only and not flow_config.enabled):
                 continue
@@ -208,12 +212,19 @@ class Engine:
                 with self._lock:
                     self._known.discard(item_id)
                 return
+            with self._lock:
+                self._leased.add(item_id)
             self._run(flow, item)
+        except LeaseLost as exc:  # another instance took the item over: it is theirs to finish
+            log.warning("%s: %s", flow.name, exc)
+            with self._lock:
+                self._known.discard(item_id)
         except Exception as exc:
             log.exception("internal error while processing item %s of flow %s", item_id, flow.name)
             self._internal_error(flow, item_id, exc)
         finally:
             with self._lock:
+                self._leased.discard(item_id)
                 flow.running -= 1
                 self._running -= 1
                 self._last_activity = time.monotonic()
@@ -372,7 +383,21 @@ class Engine:
                 self._idle.wait(min(0.2, deadline - time.monotonic()))
             return self._running == 0
 
+    def _renew_leases(self) -> None:
+        """Every third of a lease, renew the leases of the items running here (one statement), so
+        a step longer than the lease keeps its item; a lost one fails its next write (LeaseLost)."""
+        while not self._closing.wait(max(self.lease / 3, 0.05)):
+            with self._lock:
+                running = list(self._leased)
+            try:
+                if running:
+                    self.journal.renew(running, self.owner, self.lease)
+            except JournalError as exc:
+                log.warning("could not renew the leases of %d running item(s): %s", len(running), exc)
+
     def close(self) -> None:
+        self._closing.set()
+        self._heartbeat.join()
         self._pool.shutdown(wait=False, cancel_futures=True)
         for flow in self.flows.values():
             for step in flow.steps:

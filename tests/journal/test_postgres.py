@@ -19,7 +19,7 @@ from ferryman.journal import open_journal
 from ferryman.journal.base import Journal, LeaseLost
 from ferryman.journal.postgres import PostgresJournal
 from journal.backends import Backend
-from support import free_port
+from support import ferryman, free_port
 
 
 def test_instances_never_run_the_same_item(pg_backend: Backend) -> None:
@@ -200,3 +200,50 @@ def test_open_journal_takes_a_postgresql_url(pg_database: str, tmp_path: Path) -
     finally:
         with psycopg.connect(pg_database, autocommit=True) as admin:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_a_step_longer_than_the_lease_keeps_its_item(pg_backend: Backend, pg_database: str,
+                                                     tmp_path: Path) -> None:
+    """The real daemon renews its leases while a step runs: another instance polling for the item
+    never gets it, and the item ends done once."""
+    schema = pg_backend.execute("SELECT current_schema()")[0][0]
+    params = conninfo_to_dict(pg_database)
+    url = (f"postgresql://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
+           f"{params.get('port', 5432)}/{params['dbname']}?options={quote(f'-csearch_path={schema}')}")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "slow.csv").write_text("a,b\n")
+    (tmp_path / "ferryman.toml").write_text(f"""
+[ferryman]
+root = "state"
+journal = "{url}"
+lease = "1s"
+
+[flows.slow.source]
+type = "folder"
+path = "in"
+after = "keep"
+
+[[flows.slow.steps]]
+type = "command"
+command = ["sleep", "3"]
+""")
+    other = pg_backend.journal()
+    taken: list[str] = []
+    stop = threading.Event()
+
+    def compete() -> None:
+        while not stop.wait(0.1):
+            for item in other.history(flow="slow"):
+                if other.claim(item.id, "other-host:/srv", 1.0) is not None:
+                    taken.append(item.id)
+
+    competitor = threading.Thread(target=compete)
+    competitor.start()
+    try:
+        done = ferryman("run", "--once", cwd=tmp_path)
+    finally:
+        stop.set()
+        competitor.join()
+    assert done.returncode == 0, done.stderr
+    assert taken == []
+    assert [(i.state, i.attempts) for i in other.history(flow="slow")] == [(State.DONE, 1)]
