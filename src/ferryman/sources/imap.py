@@ -274,10 +274,11 @@ class ImapSource(Source[ImapSourceConfig]):
             self.flow.journal.set_cursor(self.flow.flow, self._cursor_name, f"{validity}:{settled}")
         return candidates
 
-    def _sorted(self, client: IMAPClient, uids: list[int]) -> Iterator[tuple[list[Mail], list[Mail]]]:
+    def _sorted(self, client: IMAPClient, uids: list[int],
+                structure: bool = True) -> Iterator[tuple[list[Mail], list[Mail]]]:
         """The matching mails among `uids`, `BATCH` at a time: (keys new to the journal, keys it knows)."""
         for start in range(0, len(uids), BATCH):
-            mails = list(self._matching(client, uids[start:start + BATCH]))
+            mails = list(self._matching(client, uids[start:start + BATCH], structure))
             known = self.flow.journal.known(self.flow.flow, [m.key for m in mails])
             yield [m for m in mails if m.key not in known], [m for m in mails if m.key in known]
 
@@ -292,7 +293,8 @@ class ImapSource(Source[ImapSourceConfig]):
         if self.config.after == "seen":
             criteria.append("UNSEEN")  # a seen mail was disposed of already
         uids = sorted(u for u in client.search([*criteria, "UID", f"1:{last}"], charset) if u <= last)
-        return [self._leftover(validity, mail) for _, known in self._sorted(client, uids) for mail in known]
+        return [self._leftover(validity, mail) for _, known in self._sorted(client, uids, structure=False)
+                for mail in known]
 
     def _leftover(self, validity: int, mail: Mail) -> Candidate:
         """A mail whose key the journal knows, offered only so the engine finishes its disposal.
@@ -338,9 +340,10 @@ class ImapSource(Source[ImapSourceConfig]):
         charset = "UTF-8" if not text.isascii() else None
         return criteria, charset
 
-    def _matching(self, client: IMAPClient, uids: list[int]) -> Iterator[Mail]:
-        """Mails among `uids` whose headers match exactly (the server matched substrings)."""
-        fetched = client.fetch(uids, ["BODY.PEEK[HEADER]", "BODYSTRUCTURE"])
+    def _matching(self, client: IMAPClient, uids: list[int], structure: bool = True) -> Iterator[Mail]:
+        """Mails among `uids` whose headers match exactly (the server matched substrings); `structure`
+        also fetches their BODYSTRUCTURE (needed to take them, not to know them)."""
+        fetched = client.fetch(uids, ["BODY.PEEK[HEADER]", *(["BODYSTRUCTURE"] if structure else [])])
         for uid in uids:
             data = fetched.get(uid)
             if data is None:
