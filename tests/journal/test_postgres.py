@@ -179,15 +179,19 @@ def test_unreachable_server_is_a_clear_error_without_the_password(tmp_path: Path
     assert "s3cr3t" not in message and "\n" not in message
 
 
+def schema_url(conninfo: str, schema: str) -> str:
+    """A postgresql:// URL, as a user writes it in the config, for `schema` of the test database."""
+    params = conninfo_to_dict(conninfo)
+    return (f"postgresql://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
+            f"{params.get('port', 5432)}/{params['dbname']}?options={quote(f'-csearch_path={schema}')}")
+
+
 def test_open_journal_takes_a_postgresql_url(pg_database: str, tmp_path: Path) -> None:
-    params = conninfo_to_dict(pg_database)
     schema = "url_schema"
     with psycopg.connect(pg_database, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")
     try:
-        url = (f"postgresql://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
-               f"{params.get('port', 5432)}/{params['dbname']}"
-               f"?options={quote(f'-csearch_path={schema}')}")
+        url = schema_url(pg_database, schema)
         j = open_journal(url, tmp_path)
         try:
             assert isinstance(j, PostgresJournal)
@@ -207,9 +211,7 @@ def test_a_step_longer_than_the_lease_keeps_its_item(pg_backend: Backend, pg_dat
     """The real daemon renews its leases while a step runs: another instance polling for the item
     never gets it, and the item ends done once."""
     schema = pg_backend.execute("SELECT current_schema()")[0][0]
-    params = conninfo_to_dict(pg_database)
-    url = (f"postgresql://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
-           f"{params.get('port', 5432)}/{params['dbname']}?options={quote(f'-csearch_path={schema}')}")
+    url = schema_url(pg_database, schema)
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "slow.csv").write_text("a,b\n")
     (tmp_path / "ferryman.toml").write_text(f"""
