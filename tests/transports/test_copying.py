@@ -92,11 +92,15 @@ def test_put_replaces_a_leftover_under_the_name(tmp_path: Path) -> None:
     assert (tmp_path / "report.csv.in_progress").read_bytes() == b"complete"
 
 
-def test_where_the_file_system_has_no_o_tmpfile_the_file_is_written_under_its_name(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("missing", ["O_TMPFILE on the file system", "/proc/self/fd"])
+def test_without_nameless_files_the_file_is_written_under_its_name(
+        missing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "share"
     out.mkdir()
-    monkeypatch.setattr(local, "_NO_NAMELESS", {str(out)})
+    if missing == "/proc/self/fd":
+        monkeypatch.setattr(local, "_CAN_LINK", False)
+    else:
+        monkeypatch.setattr(local, "_NO_NAMELESS", {str(out)})
     (out / "x.csv").write_bytes(b"old and longer content")
     (tmp_path / "new").write_bytes(b"new")
     LocalTransport().put(tmp_path / "new", str(out / "x.csv"))

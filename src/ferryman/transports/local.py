@@ -182,10 +182,13 @@ def _forgetting_on_error(folder: str) -> Iterator[None]:
 _NO_NAMELESS: set[str] = set()
 """Folders whose file system refused O_TMPFILE."""
 
+_CAN_LINK = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+"""A nameless file is linked through /proc (absent in some chroots): without it, named writes only."""
+
 
 def _open_nameless(folder: str) -> int | None:
     """A new file in `folder` that has no name yet, or None where the file system cannot."""
-    if folder in _NO_NAMELESS:
+    if not _CAN_LINK or folder in _NO_NAMELESS:
         return None
     try:
         return os.open(folder or ".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666)
