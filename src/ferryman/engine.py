@@ -36,6 +36,7 @@ from ferryman.retry import RetryPolicy
 from ferryman.sources import SOURCES, Source
 from ferryman.steps import STEPS, Step, StepContext
 from ferryman.transports import TransportPool
+from ferryman.transports.local import make_durable
 from ferryman.units import format_duration
 
 log = logging.getLogger("ferryman")
@@ -254,6 +255,8 @@ class Engine:
             started = time.time()
             try:
                 result = _call(step, item, ctx, timeout)
+                if ctx.work_path_made and result is not None and result.files is not None:
+                    make_durable(result.files, attempt_dir, self.root / "work")
             except Exception as exc:
                 if isinstance(exc, _Abandoned):
                     self._abandoned[item.id] = exc.thread

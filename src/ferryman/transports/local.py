@@ -8,7 +8,7 @@ import hashlib
 import itertools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,6 +76,31 @@ _KNOWN_FOLDERS: set[str] = set()
 def forget_folder(path: str) -> None:
     """Look at `path` again next time (it was removed under us)."""
     _KNOWN_FOLDERS.discard(path)
+
+
+def make_durable(files: Iterable[Path], folder: Path, top: Path) -> None:
+    """fsync `files` that lie under `folder`, then the folders from theirs up to `top`: a step's output
+    must be on disk before the journal says the step is done, or after a power loss the next step
+    would find an empty file and deliver it."""
+    folders: set[Path] = set()
+    for path in files:
+        if folder not in path.parents:
+            continue
+        with os_errors("cannot write"):
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        parent = path.parent
+        while parent != top and top in parent.parents:
+            folders.add(parent)
+            parent = parent.parent
+    if folders:
+        folders.add(top)
+    for path in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        with os_errors("cannot write"):
+            fsync_dir(path)
 
 
 def fsync_dir(path: Path) -> None:
