@@ -14,36 +14,30 @@ The key is ``<absolute path>|<size>|<mtime_ns>``: an unchanged file is the
 same item forever (the journal drops it), a rewritten file is a new one.
 Watching uses watchdog's inotify observer plus a reconciliation scan every
 `rescan`; a kernel queue overflow, a dead observer or a replaced folder
-restart the observer and rescan, so no event loss loses a file.
+restart the observer and rescan, so no event loss loses a file.  Name rules and
+settling live in `folder_ready`, disposal in `folder_dispose`, the watch loop in `folder_watch`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fnmatch
-import itertools
 import os
-import re
-import shutil
 import stat
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from ferryman import templates
-from ferryman.errors import PermanentError, describe
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
 from ferryman.sources.base import Emit, FileSelection, MoveTo, Source, Suffix
-from ferryman.units import Duration, format_duration
+from ferryman.sources.folder_dispose import dispose, move_targets_inside
+from ferryman.sources.folder_ready import UNDECODABLE, NameRules, Settling, Trigger, Verdict, printable
+from ferryman.units import Duration
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
@@ -101,51 +95,6 @@ class FolderSourceConfig(FileSelection):
         return [self.path] if self.path is not None else list(self.paths or ())
 
 
-class _Patterns:
-    """fnmatch globs compiled once; `hit` names the first that matches a name or relative path."""
-
-    def __init__(self, patterns: list[str]) -> None:
-        self.patterns = patterns
-        self._compiled = [(p, re.compile(fnmatch.translate(p)).match) for p in patterns]
-
-    def hit(self, name: str, rel: str) -> str | None:
-        for pattern, match in self._compiled:
-            if match(name) or (rel != name and match(rel)):
-                return pattern
-        return None
-
-
-_UNDECODABLE = "ignored: its name is not valid UTF-8 (rename the file)"
-
-
-def _printable(path: str) -> str:
-    """`path` with undecodable bytes shown as escapes, safe for logs and messages."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-class Trigger(Enum):
-    """Why a file is being looked at."""
-
-    SCAN = "scan"
-    CREATED = "created"  # an inotify create: the writer may still be writing
-    CLOSED = "closed"  # closed after writing, renamed in, its lock removed or its done file written
-
-
-@dataclass
-class _Seen:
-    """A file waiting to settle: its signature when first seen, then, and when to look again."""
-
-    signature: tuple[int, int, int]
-    since: float
-    due: float
-
-
-@dataclass
-class _Verdict:
-    candidate: Candidate | None
-    reason: str
-
-
 class FolderSource(Source[FolderSourceConfig]):
     """Files in folders (see the module docstring for readiness, keys and watching)."""
 
@@ -154,15 +103,10 @@ class FolderSource(Source[FolderSourceConfig]):
     def __init__(self, config: FolderSourceConfig, flow: FlowContext) -> None:
         super().__init__(config, flow)
         self.roots = [os.path.abspath(flow.resolve(p)) for p in config.folders]
-        self._include = _Patterns(config.include)
-        self._exclude = _Patterns(config.exclude)
-        extra = {"lock": [f"*{config.lock_suffix}"], "done_file": [f"*{config.done_suffix}"]}
-        self._ignore = _Patterns([*config.ignore, *extra.get(config.ready, [])])
-        self._skip_dirs = self._move_targets_inside()
+        self._names = NameRules(config, move_targets_inside(config, self.roots), self.meta_from_name)
         self._lock = threading.Lock()
         self._offered: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) already emitted
-        self._seen: dict[str, _Seen] = {}  # files waiting to settle (scan/watch thread only)
-        self._writing: set[str] = set()  # created (by an event) and not closed yet
+        self._settling = Settling(config)  # files not settled yet (scan/watch thread only)
         self._marker: int | None = None  # existing = "ignore": files last changed by then are left alone
         self.warned: set[str] = set()  # what was warned about once (not again until it clears)
         self.observer: BaseObserver | None = None  # the watch loop's, while it runs
@@ -172,7 +116,7 @@ class FolderSource(Source[FolderSourceConfig]):
     # ---- the Source interface ----------------------------------------------------------
 
     def waiting(self) -> bool:
-        return bool(self._seen or self._writing)
+        return bool(self._settling.seen or self._settling.writing)
 
     @property
     def disposes(self) -> bool:
@@ -183,9 +127,9 @@ class FolderSource(Source[FolderSourceConfig]):
         watched for up to `settle` (one sleep), so a file written just before ``run --once`` is taken."""
         self._start()
         ready = self.rescan()
-        young = list(self._seen)
+        young = list(self._settling.seen)
         if young:
-            due = max(self._seen[p].due for p in young)
+            due = max(self._settling.seen[p].due for p in young)
             time.sleep(min(self.config.settle, max(0.0, due - time.monotonic())))
             for path in young:
                 self._recheck(path, ready)
@@ -201,35 +145,7 @@ class FolderSource(Source[FolderSourceConfig]):
 
     def finalize(self, item: Item, outcome: Outcome) -> None:
         """Keep, delete or move the original (and its done file); errors are logged, never raised."""
-        disposal = self.config.after if outcome.succeeded else self.config.after_failure
-        if disposal == "keep":
-            return
-        path = item.origin
-        try:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                self._forget(path)
-                return
-            if f"{path}|{st.st_size}|{st.st_mtime_ns}" != item.key:
-                self.flow.log.warning("%s: %s changed after it was picked up; left in place so the new "
-                                      "version is processed", self.flow.flow, path)
-                return
-            done = path + self.config.done_suffix if self.config.ready == "done_file" else None
-            if isinstance(disposal, MoveTo):
-                folder = self._move_folder(disposal.move, item, path)
-                moved = move_without_overwrite(path, folder)
-                if done is not None and os.path.lexists(done):
-                    shutil.move(done, str(moved) + self.config.done_suffix)
-                self.flow.log.info("%s: moved %s to %s", self.flow.flow, path, moved)
-            else:
-                _unlink(path)
-                if done is not None:
-                    _unlink(done)
-                self.flow.log.info("%s: deleted %s", self.flow.flow, path)
-            self._forget(path)
-        except Exception as exc:  # disposal must never break the engine
-            self.flow.log.error("%s: could not dispose of %s: %s", self.flow.flow, path, describe(exc))
+        dispose(self.config, self.flow, item, outcome, self._forget)
 
     def explain(self, path: str) -> str | None:
         """One line on why `path` is (not) picked up; None when it is not under a watched folder."""
@@ -257,103 +173,47 @@ class FolderSource(Source[FolderSourceConfig]):
     # ---- judging one file ----------------------------------------------------------------
 
     def _verdict(self, path: str, root: str, rel: str, trigger: Trigger, *,
-                 explaining: bool = False) -> _Verdict:
+                 explaining: bool = False) -> Verdict:
         """Whether the file is a candidate now, and if not, why (one line for `explain`)."""
         name = os.path.basename(path)
-        problem, meta = self._name_problem(name, rel)
+        problem, meta = self._names.problem(name, rel)
         if problem is not None:
-            if problem is _UNDECODABLE and not explaining:
-                self.warn_once(path, f"{_printable(path)}: {problem}")
-            return _Verdict(None, problem)
+            if problem is UNDECODABLE and not explaining:
+                self.warn_once(path, f"{printable(path)}: {problem}")
+            return Verdict(None, problem)
         try:
             st = os.stat(path)
         except OSError:  # vanished (they do, all the time) or unreadable folder
-            self._seen.pop(path, None)
-            return _Verdict(None, "cannot be read (it vanished or its folder is not readable)")
+            self._settling.seen.pop(path, None)
+            return Verdict(None, "cannot be read (it vanished or its folder is not readable)")
         if not stat.S_ISREG(st.st_mode):
-            return _Verdict(None, "not a regular file")
+            return Verdict(None, "not a regular file")
         if not explaining and self._offered.get(path) == (st.st_size, st.st_mtime_ns):
-            self._seen.pop(path, None)
-            return _Verdict(None, "already offered")
+            self._settling.seen.pop(path, None)
+            return Verdict(None, "already offered")
         last_change = max(st.st_mtime_ns, st.st_ctime_ns)
         marker = self._marker if not explaining else self._stored_marker()
         if self.config.existing == "ignore" and marker is None:
-            return _Verdict(None, "ignored: the flow has not run yet, and files there at its first "
-                                  "start are left alone (existing = \"ignore\")")
+            return Verdict(None, "ignored: the flow has not run yet, and files there at its first "
+                                 "start are left alone (existing = \"ignore\")")
         if self.config.existing == "ignore" and marker is not None and last_change <= marker:
-            return _Verdict(None, "ignored: it was already there when the flow first started "
-                                  "(existing = \"ignore\")")
+            return Verdict(None, "ignored: it was already there when the flow first started "
+                                 "(existing = \"ignore\")")
         if not os.access(path, os.R_OK):
             if not explaining and path not in self.warned:
                 self.warned.add(path)
                 self.flow.log.warning("%s: %s is not readable (permission denied); it is picked up "
                                       "once it is", self.flow.flow, path)
-            return _Verdict(None, "not readable by ferryman (permission denied)")
-        waiting = self._waiting(path, st, trigger, record=not explaining)
+            return Verdict(None, "not readable by ferryman (permission denied)")
+        waiting = self._settling.waiting(path, st, trigger, record=not explaining)
         if waiting is not None:
-            return _Verdict(None, waiting)
-        self._seen.pop(path, None)
+            return Verdict(None, waiting)
+        self._settling.seen.pop(path, None)
         self.warned.discard(path)
         meta.update(name=name, path=path, dir=root, relpath=rel, size=str(st.st_size),
                     mtime=datetime.fromtimestamp(st.st_mtime).astimezone().isoformat(timespec="seconds"))
-        return _Verdict(Candidate(key=f"{path}|{st.st_size}|{st.st_mtime_ns}", files=(Path(path),),
-                                  meta=meta, order=st.st_mtime, origin=path), "ready")
-
-    def _name_problem(self, name: str, rel: str) -> tuple[str | None, dict[str, str]]:
-        """Why the name alone rules the file out (or None), and the meta parsed from it."""
-        try:
-            rel.encode()
-        except UnicodeEncodeError:
-            return _UNDECODABLE, {}
-        parts = rel.split("/")
-        if self.config.ignore_hidden and any(part.startswith(".") for part in parts):
-            return "ignored: hidden file (ignore_hidden = true)", {}
-        for folder in parts[:-1]:
-            if folder.endswith(self.config.lock_suffix):
-                return f"ignored: inside the lock folder {folder!r}", {}
-        if any(rel.startswith(skip + "/") for skip in self._skip_dirs):
-            return "ignored: inside the folder originals are moved to", {}
-        hit = self._ignore.hit(name, rel)
-        if hit is not None:
-            return f"ignored: matches {hit!r}, a temporary or marker file (see `ignore`)", {}
-        hit = self._exclude.hit(name, rel)
-        if hit is not None:
-            return f"excluded by pattern {hit!r}", {}
-        if self._include.patterns and self._include.hit(name, rel) is None:
-            return f"not matched by include {self._include.patterns}", {}
-        meta = self.meta_from_name(name)
-        if meta is None:
-            return f"name does not match meta_from_name {self.config.meta_from_name!r}", {}
-        return None, meta
-
-    def _waiting(self, path: str, st: os.stat_result, trigger: Trigger, *, record: bool) -> str | None:
-        """What the file still waits for under `ready`, or None when it is ready."""
-        mode = self.config.ready
-        if mode == "lock":
-            lock = path + self.config.lock_suffix
-            return f"waiting for {os.path.basename(lock)} to disappear" if os.path.lexists(lock) else None
-        if mode == "done_file":
-            done = path + self.config.done_suffix
-            return None if os.path.lexists(done) else f"waiting for its done file {os.path.basename(done)}"
-        if mode == "auto" and trigger is Trigger.CLOSED:
-            return None
-        # Settled: unchanged for `settle` by its own timestamps, or seen unchanged that long.
-        settle = self.config.settle
-        if mode == "auto" and path in self._writing:
-            settle = max(settle, self.config.rescan)  # created but never closed: be patient
-        age = time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9
-        if age >= settle:
-            return None
-        signature = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        now = time.monotonic()
-        seen = self._seen.get(path)
-        if seen is not None and seen.signature == signature:
-            if now - seen.since >= settle:
-                return None
-        elif record:
-            self._seen[path] = _Seen(signature, now, now + settle - max(0.0, age))
-        return f"waiting for it to settle (changed {max(0.0, age):.1f}s ago; settle is " \
-               f"{format_duration(settle)})"
+        return Verdict(Candidate(key=f"{path}|{st.st_size}|{st.st_mtime_ns}", files=(Path(path),),
+                                 meta=meta, order=st.st_mtime, origin=path), "ready")
 
     # ---- scanning ------------------------------------------------------------------------
 
@@ -374,8 +234,8 @@ class FolderSource(Source[FolderSourceConfig]):
                     ready.append(verdict.candidate)
         with self._lock:
             self._offered = {p: v for p, v in self._offered.items() if p in present}
-        self._seen = {p: s for p, s in self._seen.items() if p in present}
-        self._writing &= present
+        self._settling.seen = {p: s for p, s in self._settling.seen.items() if p in present}
+        self._settling.writing &= present
         return ready
 
     def _walk(self, root: str) -> Iterator[tuple[str, str]]:
@@ -397,18 +257,14 @@ class FolderSource(Source[FolderSourceConfig]):
                     continue
                 if not is_dir:
                     yield entry.path, rel
-                elif self.config.recursive and not self._skip_folder(entry.name, rel):
+                elif self.config.recursive and not self._names.skip_folder(entry.name, rel):
                     stack.append(rel + "/")
-
-    def _skip_folder(self, name: str, rel: str) -> bool:
-        return (self.config.ignore_hidden and name.startswith(".")) \
-            or name.endswith(self.config.lock_suffix) or rel in self._skip_dirs
 
     def _recheck(self, path: str, ready: list[Candidate]) -> None:
         """Look again at a file that was waiting to settle."""
         located = self._locate(path)
         if located is None:
-            self._seen.pop(path, None)
+            self._settling.seen.pop(path, None)
             return
         verdict = self._verdict(path, *located, Trigger.SCAN)
         if verdict.candidate is not None:
@@ -416,13 +272,13 @@ class FolderSource(Source[FolderSourceConfig]):
 
     def next_due(self) -> float:
         """When (monotonic) the next file waiting to settle should be looked at again."""
-        return min((seen.due for seen in self._seen.values()), default=float("inf"))
+        return min((seen.due for seen in self._settling.seen.values()), default=float("inf"))
 
     def settled(self) -> list[Candidate]:
         """Files whose settle deadline passed and that are ready now."""
         ready: list[Candidate] = []
         now = time.monotonic()
-        for path in [p for p, seen in self._seen.items() if seen.due <= now]:
+        for path in [p for p, seen in self._settling.seen.items() if seen.due <= now]:
             self._recheck(path, ready)
         return ready
 
@@ -466,7 +322,7 @@ class FolderSource(Source[FolderSourceConfig]):
 
     def events_lost(self) -> None:
         """Events were (or may have been) lost: judge files seen created but not closed by settle."""
-        self._writing.clear()
+        self._settling.writing.clear()
 
     def _touched(self, path: str, trigger: Trigger, ready: list[Candidate]) -> None:
         located = self._locate(path)
@@ -480,20 +336,20 @@ class FolderSource(Source[FolderSourceConfig]):
         if mode == "lock" and path.endswith(self.config.lock_suffix):
             return  # a lock appeared: its file waits
         if trigger is Trigger.CREATED:
-            if mode == "auto" and path not in self._seen:
-                self._writing.add(path)
+            if mode == "auto" and path not in self._settling.seen:
+                self._settling.writing.add(path)
             if mode != "stable":
                 return  # wait for close, rename, lock removal or done file
         else:
-            self._writing.discard(path)
+            self._settling.writing.discard(path)
         verdict = self._verdict(path, *located, trigger)
         if verdict.candidate is not None:
             ready.append(verdict.candidate)
 
     def _gone(self, path: str, ready: list[Candidate]) -> None:
         self._forget(path)
-        self._seen.pop(path, None)
-        self._writing.discard(path)
+        self._settling.seen.pop(path, None)
+        self._settling.writing.discard(path)
         if self.config.ready == "lock" and path.endswith(self.config.lock_suffix):
             self._touched(path[: -len(self.config.lock_suffix)], Trigger.CLOSED, ready)
 
@@ -542,75 +398,3 @@ class FolderSource(Source[FolderSourceConfig]):
         if key not in self.warned:
             self.warned.add(key)
             self.flow.log.warning("%s: %s", self.flow.flow, message)
-
-    def _move_folder(self, template: str, item: Item, path: str) -> Path:
-        values = templates.fields_for(flow=item.flow, item=item.id, meta=item.meta, path=path)
-        rendered = Path(templates.render_path(template, values)).expanduser()
-        root = item.meta.get("dir") or os.path.dirname(path)
-        folder = rendered if rendered.is_absolute() else Path(root) / rendered
-        if os.path.abspath(folder) == os.path.dirname(path):
-            raise PermanentError(f"the move folder {template!r} is the folder the file is in")
-        return folder
-
-    def _move_targets_inside(self) -> set[str]:
-        """Relative folders (below a watched folder) that originals are moved to: never scanned."""
-        inside: set[str] = set()
-        for disposal in (self.config.after, self.config.after_failure):
-            if not isinstance(disposal, MoveTo):
-                continue
-            prefix = templates.static_prefix(disposal.move).rstrip("/")
-            for root in self.roots:
-                folder = os.path.abspath(os.path.join(root, os.path.expanduser(prefix)))
-                if folder.startswith(root.rstrip("/") + "/"):
-                    inside.add(folder[len(root.rstrip("/")) + 1:])
-        return inside
-
-
-def move_without_overwrite(path: str, folder: Path) -> Path:
-    """Move file `path` into `folder` (created), keeping its name unless taken: then ``name-1.ext``…
-
-    Never overwrites: the new name is claimed with a hard link where the file
-    system allows it, else by renaming only when the name is free.  Across
-    file systems the file is copied (and fsynced) first.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    name = os.path.basename(path)
-    source = path
-    copied = False
-    if os.stat(path).st_dev != os.stat(folder).st_dev:
-        source = str(folder / f".{name}.ferryman-move")
-        shutil.copy2(path, source)
-        with open(source, "rb") as f:
-            os.fsync(f.fileno())
-        copied = True
-    for n in itertools.count():
-        target = folder / templates.numbered(name, n)
-        try:
-            _claim(source, target)
-        except FileExistsError:
-            continue
-        break
-    if copied:
-        _unlink(path)
-    return target
-
-
-def _claim(source: str, target: Path) -> None:
-    """Give `source` the name `target`, raising FileExistsError when the name is taken."""
-    try:
-        os.link(source, target)
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
-            raise
-        if os.path.lexists(target):  # no hard links here: check, then rename
-            raise FileExistsError(target) from None
-        os.rename(source, target)
-        return
-    os.unlink(source)
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
