@@ -31,20 +31,18 @@ for ``ferryman retry``.  A mail that cannot be taken (no text part to find a
 link in, no matching attachment, malformed MIME) becomes an item carrying
 ``meta.problem``, which the implicit first step fails with that message: the
 failure is journaled and notified, that mail stays where it is, others flow.
+
+Beside this module: `imap_search` (which mails match, their keys), `imap_take`
+(fetching parts), `imap_idle` (waiting for news), `imap_dispose` (``after``),
+`imap_client` (sessions, errors), `imap_mime` (MIME).
 """
 
 from __future__ import annotations
 
-import hashlib
-import imaplib
 import re
-import select
 import shutil
 import threading
-import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
-from email.message import Message
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -60,14 +58,11 @@ from ferryman.model import Model
 from ferryman.sources.base import Emit, Source, SourceConfig
 from ferryman.sources.imap_client import ImapLogin, close_quietly, imap_errors, select_mailbox
 from ferryman.sources.imap_dispose import Disposer
-from ferryman.sources.imap_mime import (
-    header,
-    message_id,
-    parse_headers,
-    safe_name,
-)
+from ferryman.sources.imap_idle import idle_until_news
+from ferryman.sources.imap_mime import header, message_id, safe_name
+from ferryman.sources.imap_search import ImapMatch, matching, search_criteria
 from ferryman.sources.imap_take import Mail, MailTaker
-from ferryman.units import Duration, parse_duration
+from ferryman.units import Duration
 
 BATCH = 50
 """Mails whose header and structure are fetched per FETCH command."""
@@ -84,41 +79,6 @@ class MoveAfter(Model):
         if not value.strip():
             raise ValueError("name the mailbox to move mails to")
         return value
-
-
-class ImapMatch(Model):
-    """Which mails are items; every condition is evaluated by the server (UID SEARCH)."""
-
-    from_: str | None = Field(None, alias="from", description="Text in the From header (IMAP substring match).")
-    to: str | None = Field(None, description="Text in the To header (IMAP substring match).")
-    subject: str | None = Field(None, description="Text in the Subject (IMAP substring match).")
-    since: str | None = Field(None, description="Only mails received on or after a date ('2024-01-31') "
-                              "or within a duration ('30d').")
-    headers: dict[str, str | list[str]] = Field(
-        default_factory=dict,
-        description="Header name → value (or list of values, any of which matches). The server narrows "
-        "by substring, then the value must equal one of them exactly (case-insensitive); an empty "
-        "value means 'has this header'.",
-    )
-
-    @field_validator("since")
-    @classmethod
-    def _since(cls, value: str | None) -> str | None:
-        if value is not None:
-            since_date(value)
-        return value
-
-
-def since_date(value: str) -> date:
-    """The SINCE date: an ISO date, or today minus a duration."""
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        pass
-    try:
-        return (datetime.now() - timedelta(seconds=parse_duration(value))).date()
-    except ValueError:
-        raise ValueError(f"since: {value!r} is neither a date (2024-01-31) nor a duration (30d)") from None
 
 
 class ImapSourceConfig(SourceConfig):
@@ -159,12 +119,6 @@ class ImapSourceConfig(SourceConfig):
         if not 1 <= value <= 29 * 60:
             raise ValueError("idle_restart must be between 1s and 29m (RFC 2177)")
         return value
-
-
-IDLE_RECHECK = 5.0
-"""Seconds after which IDLE is left for a cheap re-check (an O(1) scan).  An EXISTS that reaches
-imaplib's read buffers together with another line is invisible to poll(); this bounds how long
-such a mail can wait (IDLE itself delivers the others at once)."""
 
 
 class ImapSource(Source[ImapSourceConfig]):
@@ -254,7 +208,7 @@ class ImapSource(Source[ImapSourceConfig]):
         horizon = uidnext - 1 if uidnext else None
         uids: list[int] = []
         if horizon is None or horizon > last:
-            criteria, charset = self._criteria()
+            criteria, charset = search_criteria(self.config.match)
             # `last+1:*` always includes the highest UID, even when it is <= last: filter.
             uids = sorted(u for u in client.search([*criteria, "UID", f"{last + 1}:*"], charset) if u > last)
         offered: list[int] = []
@@ -278,7 +232,8 @@ class ImapSource(Source[ImapSourceConfig]):
                 structure: bool = True) -> Iterator[tuple[list[Mail], list[Mail]]]:
         """The matching mails among `uids`, `BATCH` at a time: (keys new to the journal, keys it knows)."""
         for start in range(0, len(uids), BATCH):
-            mails = list(self._matching(client, uids[start:start + BATCH], structure))
+            chunk = uids[start:start + BATCH]
+            mails = list(matching(client, self.config.mailbox, self.config.match, chunk, structure))
             known = self.flow.journal.known(self.flow.flow, [m.key for m in mails])
             yield [m for m in mails if m.key not in known], [m for m in mails if m.key in known]
 
@@ -289,7 +244,7 @@ class ImapSource(Source[ImapSourceConfig]):
         """
         if not last:
             return []
-        criteria, charset = self._criteria()
+        criteria, charset = search_criteria(self.config.match)
         if self.config.after == "seen":
             criteria.append("UNSEEN")  # a seen mail was disposed of already
         uids = sorted(u for u in client.search([*criteria, "UID", f"1:{last}"], charset) if u <= last)
@@ -319,54 +274,6 @@ class ImapSource(Source[ImapSourceConfig]):
             return int(validity), int(uid)
         except ValueError:
             return None
-
-    def _criteria(self) -> tuple[list[Any], str | None]:
-        match = self.config.match
-        criteria: list[Any] = []
-        for word, value in (("FROM", match.from_), ("TO", match.to), ("SUBJECT", match.subject)):
-            if value:
-                criteria += [word, value]
-        if match.since:
-            criteria += ["SINCE", since_date(match.since)]
-        for name, wanted in match.headers.items():
-            values = [wanted] if isinstance(wanted, str) else list(wanted) or [""]
-            if "" in values:
-                values = [""]
-            terms: list[Any] = [["HEADER", name, v] for v in values]
-            while len(terms) > 1:  # OR takes two keys: OR (HEADER …) (OR (HEADER …) (HEADER …)) …
-                terms = [*terms[:-2], ["OR", terms[-2], terms[-1]]]
-            criteria += terms[0]
-        text = " ".join(str(c) for c in criteria)
-        charset = "UTF-8" if not text.isascii() else None
-        return criteria, charset
-
-    def _matching(self, client: IMAPClient, uids: list[int], structure: bool = True) -> Iterator[Mail]:
-        """Mails among `uids` whose headers match exactly (the server matched substrings); `structure`
-        also fetches their BODYSTRUCTURE (needed to take them, not to know them)."""
-        fetched = client.fetch(uids, ["BODY.PEEK[HEADER]", *(["BODYSTRUCTURE"] if structure else [])])
-        for uid in uids:
-            data = fetched.get(uid)
-            if data is None:
-                continue  # expunged meanwhile
-            raw = data.get(b"BODY[HEADER]") or b""
-            headers = parse_headers(raw)
-            if not self._exact(headers):
-                continue
-            mid = message_id(headers)
-            key = f"imap:{self.config.mailbox}:{mid}" if mid else \
-                f"imap:{self.config.mailbox}:sha256:{hashlib.sha256(raw).hexdigest()[:32]}"
-            yield Mail(uid, headers, key, data.get(b"BODYSTRUCTURE"))
-
-    def _exact(self, headers: Message) -> bool:
-        for name, wanted in self.config.match.headers.items():
-            values = [wanted] if isinstance(wanted, str) else list(wanted)
-            found = header(headers, name)
-            if found is None:
-                return False
-            values = [v.strip().lower() for v in values]
-            if values and "" not in values and found.strip().lower() not in values:
-                return False
-        return True
 
     # ---- taking what the item carries --------------------------------------------------------
 
@@ -420,43 +327,9 @@ class ImapSource(Source[ImapSourceConfig]):
                 idle = False
             else:
                 idle = True
-                self._with_reader(self._idle(stop))
+                self._with_reader(lambda reader: idle_until_news(reader, self.config, self._uidnext, stop))
         if not idle:
             stop.wait(self.config.poll_interval)
-
-    def _idle(self, stop: threading.Event) -> Callable[[IMAPClient], None]:
-        def idle(client: IMAPClient) -> None:
-            # A mail that arrived during the scan may have been announced (EXISTS) in the answer to one
-            # of its commands; IDLE would not announce it again: scan again at once instead.
-            client.noop()  # as in _position: without it the server may answer STATUS from the session's old view
-            status = client.folder_status(self.config.mailbox, [b"UIDNEXT"])
-            if int(status.get(b"UIDNEXT", 0)) != self._uidnext:
-                return
-            deadline = time.monotonic() + min(self.config.idle_restart, self.config.poll_interval, IDLE_RECHECK)
-            pending = client._imap.untagged_responses  # imaplib keeps there what came before "+ idling"
-            pending.pop("EXISTS", None)
-            client.idle()
-            if pending.pop("EXISTS", None):
-                # A mail arrived between STATUS and IDLE: its EXISTS came before the continuation,
-                # so IDLE will not announce it and the socket stays quiet; scan again now.
-                client.idle_done()
-                return
-            poller = select.poll()
-            poller.register(client.socket().fileno(), select.POLLIN)
-            silent = 0
-            while not stop.is_set() and time.monotonic() < deadline:
-                if not poller.poll(500):
-                    continue
-                responses = client.idle_check(timeout=0)
-                if any(_news(r) for r in responses):
-                    break
-                # imapclient's idle_check swallows EOF: a socket that keeps being readable
-                # without a single response is closed.
-                silent = 0 if responses else silent + 1
-                if silent >= 3:
-                    raise imaplib.IMAP4.abort("the server closed the connection during IDLE")
-            client.idle_done()
-        return idle
 
     # ---- disposal ---------------------------------------------------------------------------
 
@@ -481,9 +354,4 @@ class ImapSource(Source[ImapSourceConfig]):
             finally:
                 self._reader_lock.release()
         self.disposer.close()
-
-
-def _news(response: Any) -> bool:
-    """Whether an untagged IDLE response says the mailbox changed (EXISTS / RECENT)."""
-    return isinstance(response, tuple) and len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
 
