@@ -20,6 +20,7 @@ OVERLAP_FROM = 32 * 1024 * 1024  # smaller files: one fsync is cheaper than a th
 CHUNK = 16 * 1024 * 1024
 # SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER
 _WRITE_AND_WAIT = 1 | 2 | 4
+_UNSUPPORTED = {errno.EINVAL, errno.ESPIPE, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
@@ -43,12 +44,17 @@ def copy_durably(in_fd: int, out_fd: int, filename: str) -> None:
         return
     written: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
     failures: list[OSError] = []
+    unsupported = False
 
     def write_back(sync_file_range: Callable[[int, int, int, int], int]) -> None:
+        nonlocal unsupported
         while (chunk := written.get()) is not None:
-            if not failures and sync_file_range(out_fd, chunk[0], chunk[1], _WRITE_AND_WAIT) != 0:
-                # The error is reported here and no longer to fsync: it must be raised by us.
-                code = ctypes.get_errno()
+            if failures or unsupported or sync_file_range(out_fd, chunk[0], chunk[1], _WRITE_AND_WAIT) == 0:
+                continue
+            code = ctypes.get_errno()
+            if code in _UNSUPPORTED:  # a file system without it (some network shares): fsync does it all
+                unsupported = True
+            else:  # reported here, the error is no longer reported to fsync: it must be raised by us
                 failures.append(OSError(code, os.strerror(code), filename))
 
     thread = threading.Thread(target=write_back, args=(_sync_file_range,), name="ferryman-writeback")
