@@ -78,6 +78,23 @@ def test_a_file_system_without_sync_file_range_still_gets_a_durable_copy(
     assert calls == [0]  # asked once, then left to the closing fsync
 
 
+def test_a_source_that_changes_while_it_is_copied_fails_the_copy(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "growing.csv").write_bytes(b"a,b\n" * 100)
+    real = copying.kernel_copy
+
+    def appended_meanwhile(in_fd: int, out_fd: int, copied: object = None) -> int:
+        with open(tmp_path / "growing.csv", "ab") as f:  # the producer writes on while we copy
+            f.write(b"1,2\n")
+        return real(in_fd, out_fd)
+
+    monkeypatch.setattr(copying, "kernel_copy", appended_meanwhile)
+    target = tmp_path / "copy.csv"
+    with pytest.raises(TransientError, match=f"cannot write {target}: copied 404 bytes of 400: the file changed"):
+        LocalTransport().put(tmp_path / "growing.csv", str(target))
+    assert not target.exists()
+
+
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     if os.geteuid() != 0:

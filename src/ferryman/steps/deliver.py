@@ -8,7 +8,8 @@ The algorithm, written once for every transport:
    ``if_exists`` decides (overwrite, skip, rename to ``name-1.ext``, fail);
 3. write ``<name><temp_suffix>`` (the same temporary name on every attempt,
    so a resumed delivery replaces its own leftover), fsync where possible;
-4. verify the size (and the checksum where the transport can tell it cheaply);
+4. verify the size (and the checksum where the transport can tell it cheaply;
+   a local ``put`` fails by itself unless every byte was written);
 5. rename to the final name (replacing).
 
 Transports whose objects appear only when complete (S3) skip the temporary
@@ -239,6 +240,8 @@ class DeliverStep(Step[DeliverConfig]):
         return ctx.attempt > 1 and remote_mtime is not None and remote_mtime >= arrived
 
     def _verify(self, transport: Transport, path: Path, size: int, written: str) -> None:
+        if transport.put_checks_size and self.config.verify == "size":
+            return
         found = transport.stat(written)
         if found is None or found.size != size:
             got = "nothing" if found is None else f"{found.size} bytes"

@@ -35,6 +35,10 @@ class Transport(ABC):
     atomic_put: ClassVar[bool] = False
     """True when a `put` object appears only when complete (S3): no temporary name needed."""
 
+    put_checks_size: ClassVar[bool] = False
+    """True when `put` itself fails unless the whole file was written (local folders): the size
+    needs no second look."""
+
     @abstractmethod
     def put(self, local: Path, path: str) -> None:
         """Write `local`'s bytes to `path` (replacing it), durably where the transport can."""

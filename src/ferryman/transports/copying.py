@@ -36,12 +36,14 @@ def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
 _sync_file_range = _load_sync_file_range()
 
 
-def copy_durably(in_fd: int, out_fd: int, filename: str) -> None:
-    """Copy `in_fd` to `out_fd` and return once the copy is on disk (fsynced)."""
-    if _sync_file_range is None or os.fstat(in_fd).st_size < OVERLAP_FROM:
-        kernel_copy(in_fd, out_fd)
+def copy_durably(in_fd: int, out_fd: int, filename: str) -> tuple[int, int]:
+    """Copy `in_fd` to `out_fd` and return once the copy is on disk (fsynced): (the source's size
+    before, bytes copied).  They differ when the source changed meanwhile."""
+    size = os.fstat(in_fd).st_size
+    if _sync_file_range is None or size < OVERLAP_FROM:
+        copied = kernel_copy(in_fd, out_fd)
         os.fsync(out_fd)
-        return
+        return size, copied
     written: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
     failures: list[OSError] = []
     unsupported = False
@@ -60,19 +62,19 @@ def copy_durably(in_fd: int, out_fd: int, filename: str) -> None:
     thread = threading.Thread(target=write_back, args=(_sync_file_range,), name="ferryman-writeback")
     thread.start()
     try:
-        kernel_copy(in_fd, out_fd, lambda offset, length: written.put((offset, length)))
+        copied = kernel_copy(in_fd, out_fd, lambda offset, length: written.put((offset, length)))
     finally:
         written.put(None)
         thread.join()
     if failures:
         raise failures[0]
     os.fsync(out_fd)
+    return size, copied
 
 
-def kernel_copy(in_fd: int, out_fd: int, copied: Callable[[int, int], None] | None = None) -> None:
+def kernel_copy(in_fd: int, out_fd: int, copied: Callable[[int, int], None] | None = None) -> int:
     """Copy with copy_file_range (in-kernel, no user-space buffer), falling back to sendfile;
-    `copied(offset, length)` is called after each chunk."""
-    size = os.fstat(in_fd).st_size
+    `copied(offset, length)` is called after each chunk.  Returns the bytes copied."""
     offset = 0
     try:
         while length := os.copy_file_range(in_fd, out_fd, CHUNK):
@@ -83,6 +85,7 @@ def kernel_copy(in_fd: int, out_fd: int, copied: Callable[[int, int], None] | No
         if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
             raise
         offset = os.lseek(in_fd, 0, os.SEEK_CUR)
+        size = os.fstat(in_fd).st_size
         while offset < size:
             length = os.sendfile(out_fd, in_fd, offset, CHUNK)
             if length == 0:
@@ -90,3 +93,4 @@ def kernel_copy(in_fd: int, out_fd: int, copied: Callable[[int, int], None] | No
             if copied:
                 copied(offset, length)
             offset += length
+    return offset

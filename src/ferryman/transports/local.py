@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 from ferryman.errors import PermanentError, TransientError
 from ferryman.transports.base import RemoteFile, Transport
@@ -120,6 +121,8 @@ class LocalTransport(Transport):
     system has no O_TMPFILE (some network shares), the file is created under `path` directly.
     """
 
+    put_checks_size: ClassVar[bool] = True
+
     def put(self, local: Path, path: str) -> None:
         folder = os.path.dirname(path)
         # Raw descriptors: no buffering, isatty or seek calls (each syscall is a GIL hand-off
@@ -132,8 +135,9 @@ class LocalTransport(Transport):
                 if dst is None:
                     dst = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
                 try:
-                    copy_durably(src, dst, path)
-                    _check_size(src, dst, path)
+                    size, copied = copy_durably(src, dst, path)
+                    if copied != size:  # the source changed while it was copied
+                        raise OSError(errno.EIO, f"copied {copied} bytes of {size}: the file changed meanwhile", path)
                     if not named:
                         _link(dst, path)
                 finally:
@@ -240,9 +244,3 @@ def _link(fd: int, path: str) -> None:
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror, path) from None
     raise OSError(errno.EEXIST, "keeps being created by someone else", path)
-
-
-def _check_size(src: int, dst: int, path: str) -> None:
-    expected, written = os.fstat(src).st_size, os.fstat(dst).st_size
-    if written != expected:  # the source changed while it was copied, or the copy was cut short
-        raise OSError(errno.EIO, f"wrote {written} bytes of {expected}", path)
