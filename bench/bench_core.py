@@ -28,7 +28,7 @@ SMALL = bool(os.environ.get("BENCH_SMALL"))
 N_FILES = 1000 if SMALL else 10_000
 BIG = (64 if SMALL else 1024) * 1024 * 1024
 LATENCY_SAMPLES = 50 if SMALL else 200
-ROUNDS = 1 if SMALL else 3
+ROUNDS = 1 if SMALL else 5
 FERRYMAN = [sys.executable, "-m", "ferryman"]
 
 
