@@ -38,7 +38,7 @@ def open_journal(spec: str, root: Path) -> Journal:
         from ferryman.journal.postgres import PostgresJournal
 
         return PostgresJournal(spec)
-    from ferryman.journal.sql import redact
+    from ferryman.journal.rows import redact
 
     raise ConfigError(
         f"journal {redact(spec)!r} is not understood: use 'sqlite', 'sqlite:///path/to/journal.db' "

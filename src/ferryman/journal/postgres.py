@@ -34,7 +34,8 @@ import psycopg
 
 from ferryman.errors import JournalError, describe
 from ferryman.item import Item
-from ferryman.journal.sql import Cursor, Dialect, SqlJournal, redact
+from ferryman.journal.rows import Cursor, Dialect, redact
+from ferryman.journal.sql import SqlJournal
 
 T = TypeVar("T")
 MIGRATION_LOCK = 0x66657272  # "ferr": the advisory lock held while migrating

@@ -1,4 +1,5 @@
-"""The SQL every journal backend shares: migrations, statements, row <-> Item conversion.
+"""The SQL every journal backend shares: migrations and statements (rows, dialects and the
+row <-> Item conversion are in `rows`).
 
 `SqlJournal` implements each `Journal` method once, as SQL run on a DB-API
 cursor.  A backend states its dialect as class attributes (huey's
@@ -15,102 +16,31 @@ Operations (`_op_*`) run inside the backend's transaction and must not commit.
 
 from __future__ import annotations
 
-import json
 import re
-import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
 
 from ferryman.errors import JournalError
 from ferryman.item import Candidate, Item, State, StepRun
 from ferryman.journal.base import LeaseLost
 from ferryman.journal.migrations import migrations
+from ferryman.journal.rows import (
+    ITEM_COLUMNS,
+    STEP_COLUMNS,
+    Cursor,
+    Dialect,
+    chunks,
+    item_from_row,
+    marks,
+    new_item_id,
+    step_run_from_row,
+    to_json,
+)
 
 T = TypeVar("T")
 
-ITEM_COLUMNS = (
-    "id, flow, key, origin, meta, files, state, step, attempts, error, error_type, "
-    "next_attempt_at, created_at, updated_at"
-)
-STEP_COLUMNS = "item_id, step_index, name, started_at, ended_at, outcome, error, outputs"
-CHUNK = 500
-"""Most values bound in one ``IN (...)`` list (SQLite allows 32,766 variables; stay well below)."""
 _ID_PREFIX = re.compile(r"[0-9a-f]{1,12}")
-
-
-class Cursor(Protocol):
-    """The part of a DB-API cursor the shared SQL uses (sqlite3 and psycopg both fit)."""
-
-    @property
-    def rowcount(self) -> int: ...
-
-    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """What differs between SQL databases for the journal's purposes."""
-
-    name: str
-    placeholder: str
-    """``?`` (sqlite3) or ``%s`` (psycopg); the shared statements are written with ``?``."""
-    serial: str
-    """Column type of an auto-numbered primary key (insertion order)."""
-    real: str
-    """Column type of a timestamp in epoch seconds."""
-    lock: str = ""
-    """Row lock taken by the SELECTs of a claim or retry (``FOR UPDATE SKIP LOCKED`` where
-    rows lock; SQLite's one writer needs none, and claims with a plain UPDATE … RETURNING)."""
-
-
-def redact(address: str) -> str:
-    """A database address fit for messages: any password replaced by ``***``."""
-    address = re.sub(r"(://[^:/@?#]*:)[^@/?#]*@", r"\1***@", address)
-    return re.sub(r"(password=)[^&\s]*", r"\1***", address, flags=re.IGNORECASE)
-
-
-def new_item_id() -> str:
-    """A fresh item id: 12 hex characters."""
-    return secrets.token_hex(6)
-
-
-def to_json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def item_from_row(row: Sequence[Any]) -> Item:
-    """An `Item` from a row selected with `ITEM_COLUMNS`."""
-    (item_id, flow, key, origin, meta, files, state, step, attempts, error, error_type,
-     next_attempt_at, created_at, updated_at) = row
-    return Item(
-        id=item_id, flow=flow, key=key, origin=origin, meta=json.loads(meta),
-        files=[Path(f) for f in json.loads(files)], state=State(state), step=step,
-        attempts=attempts, error=error, error_type=error_type,
-        next_attempt_at=next_attempt_at, created_at=created_at, updated_at=updated_at,
-    )
-
-
-def step_run_from_row(row: Sequence[Any]) -> StepRun:
-    """A `StepRun` from a row selected with `STEP_COLUMNS`."""
-    item_id, index, name, started_at, ended_at, outcome, error, outputs = row
-    return StepRun(item_id=item_id, index=index, name=name, started_at=started_at,
-                   ended_at=ended_at, outcome=outcome, error=error, outputs=json.loads(outputs))
-
-
-def chunks(values: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
-
-def marks(n: int) -> str:
-    return ", ".join("?" * n)
 
 
 class SqlJournal:

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ferryman.errors import JournalError, describe
-from ferryman.journal.sql import Cursor, Dialect, SqlJournal
+from ferryman.journal.rows import Cursor, Dialect
+from ferryman.journal.sql import SqlJournal
 
 T = TypeVar("T")
 log = logging.getLogger("ferryman.journal")

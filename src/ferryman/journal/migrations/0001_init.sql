@@ -1,5 +1,5 @@
 -- 0001: items, step runs, paused flows, source cursors.
--- ${serial} and ${real} are filled in per dialect (see ferryman.journal.sql.Dialect).
+-- ${serial} and ${real} are filled in per dialect (see ferryman.journal.rows.Dialect).
 -- Times are seconds since the epoch; meta, files and outputs are JSON text.
 
 CREATE TABLE items (
