@@ -285,8 +285,7 @@ class Engine:
 
     def _failed(self, flow: Flow, item: Item, step: Step[Any], exc: Exception) -> None:
         policy = step.config.retry.policy() if step.config.retry else flow.policy
-        # The first public class: an abandoned timeout is journaled as a StepTimeout.
-        error_type = next(c.__name__ for c in type(exc).__mro__ if not c.__name__.startswith("_"))
+        error_type = _error_type(exc)
         message = describe(exc)
         retry = not isinstance(exc, PermanentError) and policy.should_retry(
             item.attempts, error_type, item.error_type)
@@ -326,7 +325,7 @@ class Engine:
             stored = self.journal.get(item_id)
             if stored is not None:
                 item = stored
-                item.state, item.error, item.error_type = State.FAILED, message, type(exc).__name__
+                item.state, item.error, item.error_type = State.FAILED, message, _error_type(exc)
                 self.journal.finish(item)
         except Exception as again:
             log.error("could not journal the failure of item %s: %s", item_id, describe(again))
@@ -435,6 +434,11 @@ def _call(step: Step[Any], item: Item, ctx: StepContext, timeout: float | None) 
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+def _error_type(exc: Exception) -> str:
+    """The journaled error type: the first public class (an abandoned timeout is a StepTimeout)."""
+    return next(c.__name__ for c in type(exc).__mro__ if not c.__name__.startswith("_"))
 
 
 class _Abandoned(StepTimeout):

@@ -173,13 +173,10 @@ class RemotePlace(Place):
         self.pool.close()
 
 
-class DiskRemotePlace(RemotePlace):
-    """A remote folder whose server runs here, so that it is also a local folder (sshd, pyftpdlib)."""
+class LocalFiles:
+    """A place's files written straight into the local folder `local`."""
 
-    def __init__(self, scheme: str, conn: ConnectionConfig, remote: str, local: Path, tmp_path: Path) -> None:
-        super().__init__(scheme, conn, remote, tmp_path)
-        self.local = local
-        local.mkdir(parents=True, exist_ok=True)
+    local: Path
 
     def put(self, name: str, data: bytes, age: float | None = None) -> None:
         path = self.local / name
@@ -197,6 +194,15 @@ class DiskRemotePlace(RemotePlace):
 
     def rename(self, old: str, new: str) -> None:
         (self.local / old).rename(self.local / new)
+
+
+class DiskRemotePlace(LocalFiles, RemotePlace):
+    """A remote folder whose server runs here, so that it is also a local folder (sshd, pyftpdlib)."""
+
+    def __init__(self, scheme: str, conn: ConnectionConfig, remote: str, local: Path, tmp_path: Path) -> None:
+        super().__init__(scheme, conn, remote, tmp_path)
+        self.local = local
+        local.mkdir(parents=True, exist_ok=True)
 
 
 def content_of(source: Source[Any], candidate: Candidate, work_dir: Path) -> bytes:

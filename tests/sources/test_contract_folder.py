@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,13 +13,13 @@ from ferryman.sources import SOURCES
 from ferryman.sources.base import Source
 from ferryman.sources.folder import FolderSource
 from ferryman.transports import TransportPool
-from sources.contract import Place, SourceContract
+from sources.contract import LocalFiles, Place, SourceContract
 
 # watchdog warns when it watches a folder twice (the source silences it outside pytest).
 pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
 
 
-class FolderPlace(Place):
+class FolderPlace(LocalFiles, Place):
     watch_config = {"rescan": "1h"}  # inotify must see the new file: no rescan to fall back on
     idle_config = {"rescan": "1h"}
 
@@ -29,6 +27,7 @@ class FolderPlace(Place):
         super().__init__()
         self.folder = tmp_path / "in"
         self.folder.mkdir()
+        self.local = self.folder
         self.flow = FlowContext(flow="t", root=tmp_path / ".ferryman", config_dir=tmp_path, connections={},
                                 transports=TransportPool({}), journal=None)  # type: ignore[arg-type]
         self.base_config = {"type": "folder", "path": str(self.folder), "settle": "50ms"}
@@ -36,23 +35,6 @@ class FolderPlace(Place):
     def build(self, raw: dict[str, Any]) -> Source[Any]:
         cls = SOURCES["folder"]
         return cls(cls.Config.model_validate(raw), self.flow)
-
-    def put(self, name: str, data: bytes, age: float | None = None) -> None:
-        path = self.folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        if age is not None:
-            past = time.time() - age
-            os.utime(path, (past, past))
-
-    def exists(self, name: str) -> bool:
-        return (self.folder / name).exists()
-
-    def remove(self, name: str) -> None:
-        (self.folder / name).unlink()
-
-    def rename(self, old: str, new: str) -> None:
-        (self.folder / old).rename(self.folder / new)
 
     def target(self, name: str) -> str:
         return str(self.folder / name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -97,14 +98,27 @@ class FileSelection(SourceConfig):
                 raise ValueError(f"meta_from_name group {clash[0]!r} clashes with the built-in meta key "
                                  "of that name; rename the group")
         if self.recursive:
-            for disposal in (getattr(self, "after", None), getattr(self, "after_failure", None)):
-                if isinstance(disposal, MoveTo) and not disposal.move.startswith(self.ABSOLUTE) \
-                        and not templates.static_prefix(disposal.move).strip("/."):
+            for move in self.move_folders():
+                if not move.startswith(self.ABSOLUTE) and not templates.static_prefix(move).strip("/."):
                     raise ValueError(
                         f"with recursive = true a relative move folder must start with a fixed folder "
-                        f"(like 'archive/{{now:%Y-%m}}'), not {disposal.move!r}: moved files would be "
+                        f"(like 'archive/{{now:%Y-%m}}'), not {move!r}: moved files would be "
                         "picked up again")
         return self
+
+    def move_folders(self) -> list[str]:
+        """The ``{move = …}`` folder templates of ``after`` and ``after_failure`` (where the source has them)."""
+        return [disposal.move for disposal in (getattr(self, "after", None), getattr(self, "after_failure", None))
+                if isinstance(disposal, MoveTo)]
+
+
+def folder_inside(root: str, move: str) -> str | None:
+    """The folder that the fixed part of the move template `move` names, relative to the watched
+    folder `root` when it lies below it (a folder never scanned: moved originals would come back)."""
+    base = posixpath.normpath("/" + root.strip("/"))
+    folder = posixpath.normpath(posixpath.join(base, templates.static_prefix(move)))
+    below = base.rstrip("/") + "/"
+    return folder[len(below):] if folder != base and folder.startswith(below) else None
 
 
 C = TypeVar("C", bound=SourceConfig)

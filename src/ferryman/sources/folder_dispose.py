@@ -5,7 +5,6 @@ scanned), and moving without ever overwriting.  `FolderSource.finalize` calls `d
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import itertools
 import os
@@ -18,7 +17,8 @@ from ferryman import templates
 from ferryman.errors import PermanentError, describe
 from ferryman.flow import FlowContext
 from ferryman.item import Item, Outcome
-from ferryman.sources.base import MoveTo
+from ferryman.sources.base import MoveTo, folder_inside
+from ferryman.transports.local import fsync_path, unlink_if_exists
 
 if TYPE_CHECKING:
     from ferryman.sources.folder import FolderSourceConfig
@@ -72,16 +72,8 @@ def move_folder(template: str, item: Item, path: str) -> Path:
 
 def move_targets_inside(config: FolderSourceConfig, roots: list[str]) -> set[str]:
     """Relative folders (below a watched folder) that originals are moved to: never scanned."""
-    inside: set[str] = set()
-    for disposal in (config.after, config.after_failure):
-        if not isinstance(disposal, MoveTo):
-            continue
-        prefix = templates.static_prefix(disposal.move).rstrip("/")
-        for root in roots:
-            folder = os.path.abspath(os.path.join(root, os.path.expanduser(prefix)))
-            if folder.startswith(root.rstrip("/") + "/"):
-                inside.add(folder[len(root.rstrip("/")) + 1:])
-    return inside
+    return {inside for root in roots for move in config.move_folders()
+            if (inside := folder_inside(root, os.path.expanduser(move))) is not None}
 
 
 def move_without_overwrite(path: str, folder: Path) -> Path:
@@ -98,8 +90,7 @@ def move_without_overwrite(path: str, folder: Path) -> Path:
     if os.stat(path).st_dev != os.stat(folder).st_dev:
         source = str(folder / f".{name}.ferryman-move")
         shutil.copy2(path, source)
-        with open(source, "rb") as f:
-            os.fsync(f.fileno())
+        fsync_path(source)
         copied = True
     for n in itertools.count():
         target = folder / templates.numbered(name, n)
@@ -127,9 +118,3 @@ def _claim(source: str, target: Path) -> None:
         os.rename(source, target)
         return
     os.unlink(source)
-
-
-def unlink_if_exists(path: str) -> None:
-    """Remove the file at `path`; one that is gone already is fine."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)

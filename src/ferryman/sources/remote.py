@@ -37,7 +37,7 @@ from ferryman import templates
 from ferryman.errors import PermanentError, TransientError, describe
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
-from ferryman.sources.base import Emit, FileSelection, MoveTo, Source, Suffix
+from ferryman.sources.base import Emit, FileSelection, MoveTo, Source, Suffix, folder_inside
 from ferryman.transports import Location, RemoteFile, Transport, parse_location
 from ferryman.units import Duration
 
@@ -120,7 +120,8 @@ class RemoteSource(Source[C]):
         self.root = self.location.path
         self._last: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._moved_to = self._move_target_inside()
+        self._moved_to = [inside for move in self.config.move_folders()
+                          if (inside := folder_inside(self.root, move)) is not None]
 
     @property
     def disposes(self) -> bool:
@@ -157,7 +158,7 @@ class RemoteSource(Source[C]):
                 return f"ignored by {pattern!r}"
         if config.ignore_hidden and any(part.startswith(".") for part in rel.split("/")):
             return "it is hidden (ignore_hidden = true)"
-        if self._moved_to is not None and rel.startswith(self._moved_to + "/"):
+        if any(rel.startswith(inside + "/") for inside in self._moved_to):
             return "it is in the folder originals are moved to"
         if config.include and not any(
             fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) for p in config.include
@@ -280,19 +281,6 @@ class RemoteSource(Source[C]):
             if posixpath.basename(listed.path) == posixpath.basename(current.path):
                 return version(listed) == processed
         return False
-
-    def _move_target_inside(self) -> str | None:
-        """The folder (relative to the watched one) that `after` moves originals into, when it is inside."""
-        after = self.config.after
-        if not isinstance(after, MoveTo):
-            return None
-        prefix = templates.static_prefix(after.move).strip("/")
-        folder = prefix if after.move.startswith("/") else posixpath.join(self.root.strip("/"), prefix)
-        base = self.root.strip("/")
-        folder = posixpath.normpath(folder)
-        if base and folder.startswith(base + "/"):
-            return folder[len(base) + 1:]
-        return folder if not base and folder not in ("", ".") else None
 
     def _move_folder(self, template: str, item: Item) -> str:
         values = templates.fields_for(flow=self.flow.flow, item=item.id, meta=item.meta,

@@ -60,11 +60,7 @@ class _FolderSync:
             if covered[0] > ticket:
                 return  # a fsync that began after our change has completed
             began = next(self._tickets)
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(path, os.O_DIRECTORY)
             covered[0] = max(covered[0], began)
 
 
@@ -84,24 +80,34 @@ def make_durable(files: Iterable[Path], folder: Path, top: Path) -> None:
     must be on disk before the journal says the step is done, or after a power loss the next step
     would find an empty file and deliver it."""
     folders: set[Path] = set()
-    for path in files:
-        if folder not in path.parents:
-            continue
-        with os_errors("cannot write"):
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        parent = path.parent
-        while parent != top and top in parent.parents:
-            folders.add(parent)
-            parent = parent.parent
-    if folders:
-        folders.add(top)
-    for path in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        with os_errors("cannot write"):
+    with os_errors("cannot write"):
+        for path in files:
+            if folder not in path.parents:
+                continue
+            fsync_path(path)
+            parent = path.parent
+            while parent != top and top in parent.parents:
+                folders.add(parent)
+                parent = parent.parent
+        if folders:
+            folders.add(top)
+        for path in sorted(folders, key=lambda p: len(p.parts), reverse=True):
             fsync_dir(path)
+
+
+def fsync_path(path: str | Path, flags: int = 0) -> None:
+    """fsync the file (or, with O_DIRECTORY, the folder) at `path`."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def unlink_if_exists(path: str | Path) -> None:
+    """Remove the file at `path`; one that is gone already is fine."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def fsync_dir(path: Path) -> None:
@@ -155,10 +161,7 @@ class LocalTransport(Transport):
 
     def remove(self, path: str) -> None:
         with os_errors("cannot delete"):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                return
+            unlink_if_exists(path)
 
     def stat(self, path: str) -> RemoteFile | None:
         with os_errors("cannot stat"):
@@ -239,8 +242,7 @@ def _link(fd: int, path: str) -> None:
             os.link(me, path, src_dir_fd=fd, follow_symlinks=True)
             return
         except FileExistsError:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+            unlink_if_exists(path)
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror, path) from None
     raise OSError(errno.EEXIST, "keeps being created by someone else", path)
