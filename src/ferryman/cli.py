@@ -111,7 +111,7 @@ def check(config_path: str | None, connect: bool) -> None:
                f"notifiers: {len(config.notify)}")
     if not connect:
         return
-    from ferryman.transports.probe import PROBES
+    from ferryman.probe import PROBES
 
     failed = 0
     for name, conn in config.connections.items():

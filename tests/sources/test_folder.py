@@ -19,7 +19,7 @@ from ferryman.item import Candidate, Item, Outcome
 from ferryman.journal.sqlite import SqliteJournal
 from ferryman.sources import SOURCES
 from ferryman.sources.folder import FolderSource, FolderSourceConfig
-from ferryman.sources.folder_dispose import move_without_overwrite
+from ferryman.sources.folder.dispose import move_without_overwrite
 from ferryman.transports import TransportPool
 from support import wait_for
 

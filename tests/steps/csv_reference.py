@@ -6,7 +6,8 @@ import csv
 import io
 from collections.abc import Iterator
 
-from ferryman.steps.csv_rewrite import LineSource, Options, Rewriter
+from ferryman.steps.csv.dialect import Options
+from ferryman.steps.csv.rewrite import LineSource, Rewriter
 
 
 class Unterminated(Exception):

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ferryman.steps import csv_rewrite
-from ferryman.steps.csv_rewrite import CsvFormatError, Dialect, Options, Rule
+from ferryman.steps.csv import rewrite as csv_rewrite
+from ferryman.steps.csv.dialect import CsvFormatError, Dialect, Options, Rule
 from steps.csv_reference import Unterminated, reference, rewrite
 
 ALPHABET = st.sampled_from([*list('ab,;"\r\n \t|\'x\\é'), "\r\n", '""', "\x00", ",,", '","'])

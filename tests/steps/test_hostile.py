@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ferryman.errors import PermanentError, UnsafeInput
-from ferryman.steps.csv_rewrite import Dialect, Options
+from ferryman.steps.csv.dialect import Dialect, Options
 from steps.csv_reference import reference
 from steps.harness import RunStep
 

@@ -9,7 +9,7 @@ import pytest
 
 from ferryman.connections import FtpConnection, SftpConnection
 from ferryman.errors import FerrymanError
-from ferryman.transports.probe import PROBES, check_connection
+from ferryman.probe import PROBES, check_connection
 from servers.ftp import FtpServer
 from servers.sshd import SshServer
 from support import free_port

@@ -184,7 +184,7 @@ def test_a_stopped_server_is_transient(tmp_path: Path, tmp_path_factory: pytest.
 
 
 def test_connection_check(seaweedfs: SeaweedServer, s3_bucket: str) -> None:
-    from ferryman.transports.probe import check_connection
+    from ferryman.probe import check_connection
 
     answer = check_connection("store", connection(seaweedfs))
     count = len(seaweedfs.client().list_buckets()["Buckets"])

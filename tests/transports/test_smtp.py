@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ferryman.errors import PermanentError, TransientError
-from ferryman.transports.probe import check_connection
+from ferryman.probe import check_connection
 from servers import smtp as smtp_servers
 from servers.smtp import PASSWORD, SmtpServer
 from support import free_port

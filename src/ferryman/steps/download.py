@@ -27,7 +27,7 @@ from pydantic import Field
 from ferryman import templates
 from ferryman.errors import FerrymanError, PermanentError, TransientError, UnsafeInput
 from ferryman.item import Item
-from ferryman.sources.imap_mime import safe_name
+from ferryman.sources.imap.mime import safe_name
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
 from ferryman.tls import client_context
 from ferryman.units import Duration, Size

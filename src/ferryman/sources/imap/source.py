@@ -32,93 +32,36 @@ link in, no matching attachment, malformed MIME) becomes an item carrying
 ``meta.problem``, which the implicit first step fails with that message: the
 failure is journaled and notified, that mail stays where it is, others flow.
 
-Beside this module: `imap_search` (which mails match, their keys), `imap_take`
-(fetching parts), `imap_idle` (waiting for news), `imap_dispose` (``after``),
-`imap_client` (sessions, errors), `imap_mime` (MIME).
+Beside this module: `search` (which mails match, their keys), `take`
+(fetching parts), `idle` (waiting for news), `dispose` (``after``),
+`client` (sessions, errors), `mime` (MIME), `config` (the model, at the bottom).
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from imapclient import IMAPClient
-from pydantic import Field, field_validator
 
-from ferryman import templates
 from ferryman.connections import ImapConnection
 from ferryman.errors import FerrymanError, PermanentError, describe
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
-from ferryman.model import Model
-from ferryman.sources.base import Emit, Source, SourceConfig
-from ferryman.sources.imap_client import ImapLogin, close_quietly, imap_errors, select_mailbox
-from ferryman.sources.imap_dispose import Disposer
-from ferryman.sources.imap_idle import idle_until_news
-from ferryman.sources.imap_mime import header, message_id, safe_name
-from ferryman.sources.imap_search import ImapMatch, matching, search_criteria
-from ferryman.sources.imap_take import Mail, MailTaker
-from ferryman.units import Duration
+from ferryman.sources.base import Emit, Source
+from ferryman.sources.imap.client import ImapLogin, close_quietly, imap_errors, select_mailbox
+from ferryman.sources.imap.config import ImapSourceConfig
+from ferryman.sources.imap.dispose import Disposer
+from ferryman.sources.imap.idle import idle_until_news
+from ferryman.sources.imap.mime import header, message_id, safe_name
+from ferryman.sources.imap.search import matching, search_criteria
+from ferryman.sources.imap.take import Mail, MailTaker
 
 BATCH = 50
 """Mails whose header and structure are fetched per FETCH command."""
-
-
-class MoveAfter(Model):
-    move: str = Field(description="Mailbox to move the mail to after success, e.g. 'Archive' or "
-                      "'[Gmail]/All Mail' (templates like 'Archive/{now:%Y}' allowed).")
-
-    @field_validator("move")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        templates.check(value)
-        if not value.strip():
-            raise ValueError("name the mailbox to move mails to")
-        return value
-
-
-class ImapSourceConfig(SourceConfig):
-    """Mails in an IMAP mailbox that match a server-side search."""
-
-    type: Literal["imap"]
-    connection: str = Field(description="Name of an [connections.NAME] of type imap.")
-    mailbox: str = Field("INBOX", description="Mailbox (folder) to watch.")
-    match: ImapMatch = Field(default_factory=ImapMatch, description="Which mails are items (server-side search).")  # type: ignore[arg-type]
-    take: Literal["attachments", "link", "message"] = Field(
-        "attachments", description="What an item carries: the mail's attachments (one file each), "
-        "the link found in it (meta.url, for a download step), or the whole mail as a .eml file.")
-    include: list[str] = Field(["*"], description="take = attachments: only attachments whose names match these globs.")
-    link_header: str | None = Field(None, description="take = link: read the URL from this header "
-                                    "instead of the text part.")
-    link_pattern: str = Field(r"https?://[^\s<>\"']+", description="take = link: regex of the URL; the "
-                              "first match in the mail's text part (text/plain, else text/html) is used.")
-    headers: dict[str, str] = Field(default_factory=dict, description="meta key → header name copied into "
-                                    "the item's meta, e.g. { export_id = \"X-ITRP-ExportID\" }.")
-    after: Literal["keep", "delete", "seen"] | MoveAfter = Field(
-        "keep", description="After success: keep the mail, delete it, mark it seen, or { move = \"Archive\" }. "
-        "A failed mail is never touched.")
-    idle: bool = Field(True, description="Use IMAP IDLE (push) when the server supports it; else poll.")
-    idle_restart: Duration = Field(600.0, description="Restart IDLE this often (servers drop it after 29 min).")
-
-    @field_validator("link_pattern")
-    @classmethod
-    def _pattern(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regex: {exc}") from None
-        return value
-
-    @field_validator("idle_restart")
-    @classmethod
-    def _restart(cls, value: float) -> float:
-        if not 1 <= value <= 29 * 60:
-            raise ValueError("idle_restart must be between 1s and 29m (RFC 2177)")
-        return value
 
 
 class ImapSource(Source[ImapSourceConfig]):

@@ -23,10 +23,10 @@ from ferryman import templates
 from ferryman.errors import TransientError
 from ferryman.flow import FlowContext
 from ferryman.item import Item
-from ferryman.sources.imap_client import ImapLogin, close_quietly, imap_errors, select_mailbox
+from ferryman.sources.imap.client import ImapLogin, close_quietly, imap_errors, select_mailbox
 
 if TYPE_CHECKING:
-    from ferryman.sources.imap import ImapSourceConfig
+    from ferryman.sources.imap.config import ImapSourceConfig
 
 
 class Disposer:

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from imapclient import IMAPClient
 
 from ferryman.errors import PermanentError
-from ferryman.sources.imap_mime import Decoder, Part, decode_text, header, parts, safe_name, text_part, unique
+from ferryman.sources.imap.mime import Decoder, Part, decode_text, header, parts, safe_name, text_part, unique
 
 if TYPE_CHECKING:
-    from ferryman.sources.imap import ImapSourceConfig
+    from ferryman.sources.imap.config import ImapSourceConfig
 
 CHUNK = 1 << 20
 """Bytes per partial FETCH of a part: memory stays bounded whatever the attachment's size."""

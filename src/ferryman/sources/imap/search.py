@@ -1,5 +1,5 @@
-"""Which mails are `imap` items: the ``match`` settings, the ``UID SEARCH`` criteria built from
-them, the exact header check the server cannot do (it matches substrings), and a mail's
+"""Which mails are `imap` items: the ``UID SEARCH`` criteria built from the ``match`` settings
+(`config.ImapMatch`), the exact header check the server cannot do (it matches substrings), and a mail's
 journal key (``imap:<mailbox>:<Message-ID>``, or a hash of its header block).
 """
 
@@ -7,52 +7,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
 from email.message import Message
 from typing import Any
 
 from imapclient import IMAPClient
-from pydantic import Field, field_validator
 
-from ferryman.model import Model
-from ferryman.sources.imap_mime import header, message_id, parse_headers
-from ferryman.sources.imap_take import Mail
-from ferryman.units import parse_duration
-
-
-class ImapMatch(Model):
-    """Which mails are items; every condition is evaluated by the server (UID SEARCH)."""
-
-    from_: str | None = Field(None, alias="from", description="Text in the From header (IMAP substring match).")
-    to: str | None = Field(None, description="Text in the To header (IMAP substring match).")
-    subject: str | None = Field(None, description="Text in the Subject (IMAP substring match).")
-    since: str | None = Field(None, description="Only mails received on or after a date ('2024-01-31') "
-                              "or within a duration ('30d').")
-    headers: dict[str, str | list[str]] = Field(
-        default_factory=dict,
-        description="Header name → value (or list of values, any of which matches). The server narrows "
-        "by substring, then the value must equal one of them exactly (case-insensitive); an empty "
-        "value means 'has this header'.",
-    )
-
-    @field_validator("since")
-    @classmethod
-    def _since(cls, value: str | None) -> str | None:
-        if value is not None:
-            since_date(value)
-        return value
-
-
-def since_date(value: str) -> date:
-    """The SINCE date: an ISO date, or today minus a duration."""
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        pass
-    try:
-        return (datetime.now() - timedelta(seconds=parse_duration(value))).date()
-    except ValueError:
-        raise ValueError(f"since: {value!r} is neither a date (2024-01-31) nor a duration (30d)") from None
+from ferryman.sources.imap.config import ImapMatch, since_date
+from ferryman.sources.imap.mime import header, message_id, parse_headers
+from ferryman.sources.imap.take import Mail
 
 
 def search_criteria(match: ImapMatch) -> tuple[list[Any], str | None]:

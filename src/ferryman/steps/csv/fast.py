@@ -32,7 +32,7 @@ from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
-from ferryman.steps.csv_rewrite import Dialect, Options, Rule
+from ferryman.steps.csv.dialect import Dialect, Options, Rule
 
 SENTINEL = "\x00"
 """Joins parts for whole-list operations; blocks holding it go the slow way."""

@@ -15,7 +15,8 @@ same item forever (the journal drops it), a rewritten file is a new one.
 Watching uses watchdog's inotify observer plus a reconciliation scan every
 `rescan`; a kernel queue overflow, a dead observer or a replaced folder
 restart the observer and rescan, so no event loss loses a file.  Name rules and
-settling live in `folder_ready`, disposal in `folder_dispose`, the watch loop in `folder_watch`.
+settling live in `ready`, disposal in `dispose`, the watch loop in `watch`,
+the config model in `config`.
 """
 
 from __future__ import annotations
@@ -28,72 +29,17 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import Field, model_validator
+from typing import TYPE_CHECKING
 
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome
-from ferryman.sources.base import Emit, FileSelection, MoveTo, Source, Suffix
-from ferryman.sources.folder_dispose import dispose, move_targets_inside
-from ferryman.sources.folder_ready import UNDECODABLE, NameRules, Settling, Trigger, Verdict, printable
-from ferryman.units import Duration
+from ferryman.sources.base import Emit, Source
+from ferryman.sources.folder.config import CURSOR, FolderSourceConfig
+from ferryman.sources.folder.dispose import dispose, move_targets_inside
+from ferryman.sources.folder.ready import UNDECODABLE, NameRules, Settling, Trigger, Verdict, printable
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
-
-BUILTIN_META = ("name", "path", "dir", "relpath", "size", "mtime")
-CURSOR = "folder.ignore_before"
-
-
-class FolderSourceConfig(FileSelection):
-    """Files in one or more folders, picked up when ready, disposed of after success."""
-
-    BUILTIN_META = BUILTIN_META
-    ABSOLUTE = ("/", "~")
-
-    type: Literal["folder"] = Field(description="Files arriving in local or mounted folders.")
-    path: str | None = Field(None, description="The folder to watch (relative to the config file).")
-    paths: list[str] | None = Field(None, description="Several folders to watch (instead of path).")
-    watch: Literal["auto", "poll"] = Field(
-        "auto", description="'auto': inotify events plus a scan every rescan; 'poll': scans only "
-        "(network shares whose changes inotify does not see).",
-    )
-    rescan: Duration = Field(
-        60.0, gt=0, description="Reconciliation scan interval (the polling interval with watch = 'poll')."
-    )
-    ready: Literal["auto", "stable", "lock", "done_file"] = Field(
-        "auto", description="When a file is complete: 'auto' (closed or renamed in, else unchanged for "
-        "settle), 'stable' (unchanged for settle), 'lock' (no <file>.lock), 'done_file' "
-        "(<file>.done exists).",
-    )
-    settle: Duration = Field(2.0, description="How long a file must stay unchanged to count as complete.")
-    done_suffix: Suffix = Field(".done", description="Suffix of done files (ready = 'done_file').")
-    lock_suffix: Suffix = Field(".lock", description="Suffix of lock files or folders (ready = 'lock').")
-    existing: Literal["process", "ignore"] = Field(
-        "process", description="Files already there when the flow first starts: 'process' them (oldest "
-        "first) or 'ignore' them for good.",
-    )
-    after: Literal["keep", "delete"] | MoveTo = Field(
-        "keep", description="After success: 'keep', 'delete' or {move = 'folder template'}."
-    )
-    after_failure: Literal["keep"] | MoveTo = Field(
-        "keep", description="After a failure: 'keep' or {move = 'folder template'}."
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> FolderSourceConfig:
-        if (self.path is None) == (self.paths is None):
-            raise ValueError("give either path or paths (exactly one)")
-        if self.paths is not None and not self.paths:
-            raise ValueError("paths is empty")
-        return self
-
-    @property
-    def folders(self) -> list[str]:
-        """`path` or `paths`, as written."""
-        return [self.path] if self.path is not None else list(self.paths or ())
-
 
 class FolderSource(Source[FolderSourceConfig]):
     """Files in folders (see the module docstring for readiness, keys and watching)."""
@@ -137,8 +83,8 @@ class FolderSource(Source[FolderSourceConfig]):
 
     def watch(self, emit: Emit, stop: threading.Event) -> None:
         """Emit ready files until `stop` is set: inotify events, settle deadlines, rescans
-        (see `folder_watch`)."""
-        from ferryman.sources.folder_watch import FolderWatch
+        (see `watch`)."""
+        from ferryman.sources.folder.watch import FolderWatch
 
         self._start()
         FolderWatch(self, emit, stop).run()

@@ -23,7 +23,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -38,12 +38,11 @@ from watchdog.events import (
 )
 from watchdog.observers.api import BaseObserver
 
+from ferryman.flow import FlowContext
 from ferryman.item import Candidate
 from ferryman.sources.base import Emit
+from ferryman.sources.folder.config import FolderSourceConfig
 from ferryman.units import format_duration
-
-if TYPE_CHECKING:
-    from ferryman.sources.folder import FolderSource
 
 TICK = 0.1  # how often the loop looks at `stop`
 HEALTH_EVERY = 1.0  # how often it checks the observer and the folders
@@ -53,10 +52,29 @@ EventQueue = queue.SimpleQueue[FileSystemEvent | None]
 """Events from the observer thread; None means the kernel queue overflowed."""
 
 
+class Watched(Protocol):
+    """What the watch loop needs of its folder source (`FolderSource` is one)."""
+
+    config: FolderSourceConfig
+    flow: FlowContext
+    roots: list[str]
+    watching: threading.Event
+    warned: set[str]
+    observer: BaseObserver | None
+
+    def rescan(self) -> list[Candidate]: ...
+    def next_due(self) -> float: ...
+    def settled(self) -> list[Candidate]: ...
+    def offer(self, emit: Emit, ready: list[Candidate]) -> None: ...
+    def on_event(self, kind: str, path: str, ready: list[Candidate]) -> None: ...
+    def events_lost(self) -> None: ...
+    def warn_once(self, key: str, message: str) -> None: ...
+
+
 class FolderWatch:
     """The watch loop of one folder source, from `run` until `stop` is set."""
 
-    def __init__(self, source: FolderSource, emit: Emit, stop: threading.Event) -> None:
+    def __init__(self, source: Watched, emit: Emit, stop: threading.Event) -> None:
         self.source = source
         self.emit = emit
         self.stop = stop

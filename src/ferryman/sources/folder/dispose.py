@@ -21,7 +21,7 @@ from ferryman.sources.base import MoveTo, folder_inside
 from ferryman.transports.local import fsync_path, unlink_if_exists
 
 if TYPE_CHECKING:
-    from ferryman.sources.folder import FolderSourceConfig
+    from ferryman.sources.folder.config import FolderSourceConfig
 
 
 def dispose(config: FolderSourceConfig, flow: FlowContext, item: Item, outcome: Outcome,

@@ -22,7 +22,7 @@ from ferryman.item import Candidate
 from ferryman.units import format_duration
 
 if TYPE_CHECKING:
-    from ferryman.sources.folder import FolderSourceConfig
+    from ferryman.sources.folder.config import FolderSourceConfig
 
 UNDECODABLE = "ignored: its name is not valid UTF-8 (rename the file)"
 

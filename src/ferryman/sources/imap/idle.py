@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from imapclient import IMAPClient
 
 if TYPE_CHECKING:
-    from ferryman.sources.imap import ImapSourceConfig
+    from ferryman.sources.imap.config import ImapSourceConfig
 
 IDLE_RECHECK = 5.0
 """Seconds after which IDLE is left for a cheap re-check (an O(1) scan).  An EXISTS that reaches

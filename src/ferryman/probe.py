@@ -14,7 +14,7 @@ from typing import Any
 
 from ferryman.connections import ConnectionConfig, FtpConnection, S3Connection, SftpConnection, SmtpConnection
 from ferryman.errors import PermanentError
-from ferryman.sources.imap_client import probe_imap
+from ferryman.sources.imap.client import probe_imap
 
 
 def probe_sftp(name: str, conn: Any) -> str:

@@ -4,7 +4,7 @@ The reference is the plain loop ``for row in csv.reader(f): writer.writerow(row)
 (plus ``replace`` on every value, ``columns``, ``skip_blank_lines``).  That loop
 is what `Rewriter` runs for any input and any options, row by row (the
 *slow path*).  When the options allow it, most of the file goes through the
-*fast path* in `ferryman.steps.csv_fast` instead: blocks of a few MiB cut
+*fast path* in `ferryman.steps.csv.fast` instead: blocks of a few MiB cut
 at record boundaries are rewritten with whole-block string operations, and
 a block whose structure the fast path cannot prove it handles exactly (an
 odd quote, a quote in the middle of a field, a field over the csv field size
@@ -23,8 +23,9 @@ import codecs
 import csv
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import IO, Any
+
+from ferryman.steps.csv.dialect import CsvFormatError, Options, Stats
 
 CHUNK = 256 << 10
 """Characters per fast-path block (and bytes per read): small enough for the CPU caches."""
@@ -37,68 +38,6 @@ MAX_LINE = 32 << 20
 
 _EOL = re.compile(r"\r\n|\r|\n")
 _EOL_BYTES = re.compile(rb"\r\n|\r|\n")
-
-
-class CsvFormatError(Exception):
-    """Malformed or unsupported input, with the physical line number where it was found."""
-
-    def __init__(self, line: int, message: str) -> None:
-        self.line = line
-        self.message = message
-        super().__init__(f"line {line}: {message}")
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """A csv dialect in the csv module's own terms."""
-
-    delimiter: str = ","
-    quotechar: str | None = '"'
-    quoting: int = csv.QUOTE_MINIMAL
-    escapechar: str | None = None
-    doublequote: bool = True
-    skipinitialspace: bool = False
-    lineterminator: str = "\r\n"
-    strict: bool = False
-
-    def kwargs(self) -> dict[str, Any]:
-        return {
-            "delimiter": self.delimiter, "quotechar": self.quotechar, "quoting": self.quoting,
-            "escapechar": self.escapechar, "doublequote": self.doublequote,
-            "skipinitialspace": self.skipinitialspace, "lineterminator": self.lineterminator,
-            "strict": self.strict,
-        }
-
-
-@dataclass(frozen=True)
-class Rule:
-    """``replace`` entry: `pattern` substituted by `repl` (``re.sub`` syntax) in every value."""
-
-    pattern: re.Pattern[str]
-    repl: str
-
-
-@dataclass
-class Options:
-    """What the rewrite does, resolved from the step's config."""
-
-    input: Dialect = field(default_factory=Dialect)
-    output: Dialect = field(default_factory=Dialect)
-    rules: list[Rule] = field(default_factory=list)
-    columns: list[str] | None = None
-    rename: dict[str, str] = field(default_factory=dict)
-    skip_blank_lines: bool = False
-    check_columns: bool = False
-    """Every row must have as many fields as the header (``strict = true``)."""
-    fast: bool = True
-    """Use the fast path where it applies (False: always the plain csv loop; for tests and benchmarks)."""
-
-
-@dataclass
-class Stats:
-    rows: int = 0
-    fast_chars: int = 0
-    slow_chars: int = 0
 
 
 ASCII_SAFE = ("utf-8", "ascii", "latin-1", "iso8859-", "cp125")
@@ -281,7 +220,7 @@ class Rewriter:
         `encoding` (the input's, when the output's is the same and both are
         strict) lets the fast path work on undecoded bytes.
         """
-        from ferryman.steps.csv_fast import FastPlan
+        from ferryman.steps.csv.fast import FastPlan
 
         self.options = options
         self.write = write
