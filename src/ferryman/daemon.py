@@ -30,6 +30,7 @@ from ferryman.engine import Engine, Flow
 from ferryman.errors import ConfigError, FerrymanError, describe
 from ferryman.item import Candidate, Item, State
 from ferryman.journal import open_journal
+from ferryman.sources.schedule import ScheduleSource
 
 log = logging.getLogger("ferryman")
 
@@ -93,10 +94,15 @@ class Daemon:
 
     def __init__(self, loaded: LoadedConfig, *, only: Sequence[str] = (), once: bool = False,
                  exit_when_idle: float | None = None,
-                 progress: Callable[[int, Item | None], None] | None = None) -> None:
+                 progress: Callable[[int, Item | None], None] | None = None,
+                 now: bool = False, each: Sequence[str] = ()) -> None:
         self.loaded = loaded
         self.only = list(only)
         self.once = once
+        self.now = now
+        """``run --once --now``: run the schedule flows once now instead of their due ticks."""
+        self.each = list(each)
+        """``run --each``: only these ``for_each`` values of the schedule flows."""
         self.exit_when_idle = exit_when_idle
         self.progress = progress
         self.report = RunReport()
@@ -126,8 +132,28 @@ class Daemon:
         # instance (instances sharing a PostgreSQL journal never take each other's running items).
         owner = f"{socket.gethostname()}:{self.loaded.root}"
         engine = Engine(self.loaded, journal, only=self.only, owner=owner)
+        try:
+            if self.now or self.each:
+                self._select(engine)
+        except ConfigError:
+            engine.close()
+            raise
         engine.listeners.append(self._finished)
         return engine
+
+    def _select(self, engine: Engine) -> None:
+        """``--now`` and ``--each`` apply to schedule flows only: refuse them for any other."""
+        option = "--now" if self.now else "--each"
+        others = [name for name, flow in engine.flows.items() if not isinstance(flow.source, ScheduleSource)]
+        if others and (self.only or len(others) == len(engine.flows)):
+            flow = engine.flows[others[0]]
+            raise ConfigError(f"{option}: flow {others[0]!r} has a {flow.config.source.type} source; "
+                              f"{option} works on schedule flows (pick them with --flow)")
+        for name in others:
+            engine.flows.pop(name).source.close()
+        for flow in engine.flows.values():
+            assert isinstance(flow.source, ScheduleSource)
+            flow.source.selected(self.each)
 
     def _finished(self, item: Item) -> None:
         self.report.finished.append(item)
@@ -189,7 +215,11 @@ class Daemon:
                 log.warning("%s is paused (`ferryman resume %s` to restart it)", name, name)
                 continue
             try:
-                candidates = list(flow.source.scan())
+                if self.now:
+                    assert isinstance(flow.source, ScheduleSource)
+                    candidates = flow.source.by_hand()
+                else:
+                    candidates = list(flow.source.scan())
             except FerrymanError as exc:
                 log.error("%s: %s", name, describe(exc))
                 self.report.finished.append(Item("-", name, "-", "source", {}, [], State.FAILED,

@@ -109,7 +109,7 @@ class Engine:
         implicit = [STEPS[raw["type"]].Config.model_validate(raw)
                     for raw in getattr(source, "implicit_steps", ())]
         steps = [STEPS[s.type](s, context) for s in (*implicit, *config.steps)]
-        limit = min(config.concurrency or self.workers, self.workers)
+        limit = 1 if source.serial else min(config.concurrency or self.workers, self.workers)
         return Flow(name, config, context, source, steps, config.retry.policy(), limit)
 
     # ---- feeding -------------------------------------------------------------------------
@@ -123,6 +123,9 @@ class Engine:
         target = self.flows[flow]
         if len(items) < len(ordered) and target.source.disposes:
             self._dispose_again(target, {c.key for c in ordered} - {i.key for i in items})
+        settled = {c.key: c.settled for c in ordered if c.settled is not None}
+        if settled:
+            items = [i for i in items if not self._settle(target, i, settled.get(i.key))]
         with self._lock:
             for item in items:
                 self._known.add(item.id)
@@ -131,6 +134,24 @@ class Engine:
                 self._last_activity = time.monotonic()
         self._dispatch()
         return items
+
+    def _settle(self, flow: Flow, item: Item, settled: tuple[State, str] | None) -> bool:
+        """Journal an item that ends without running (a missed tick: skipped; a tick whose
+        ``for_each`` failed: failed, and notified); False when it is to run."""
+        if settled is None:
+            return False
+        item.state, item.error = settled
+        if item.state == State.FAILED:
+            item.error_type = "PermanentError"
+            log.error("%s: %s failed: %s", flow.name, item.origin, item.error)
+        else:
+            log.warning("%s: %s skipped: %s", flow.name, item.origin, item.error)
+        self.journal.finish(item)
+        if item.state == State.FAILED:
+            self.hub.failed(Failure(flow.name, item.id, item.key, item.origin, "-", item.error or "",
+                                    item.attempts, time.time()))
+        self._finished(flow, item)
+        return True
 
     def _dispose_again(self, flow: Flow, keys: set[str]) -> None:
         """Finish the disposal of originals whose item ended but whose `finalize` was cut off

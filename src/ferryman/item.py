@@ -32,6 +32,9 @@ class Candidate:
     order: float = 0.0
     origin: str = ""
     """Human description of the original (a path, ``mail UID 42``); shown by status and history."""
+    settled: tuple[State, str] | None = None
+    """Journal the candidate as already ended (skipped or failed, with the reason) instead of
+    running its steps: a schedule tick that was missed, or whose ``for_each`` values failed."""
 
 
 @dataclass

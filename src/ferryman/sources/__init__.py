@@ -9,6 +9,7 @@ from ferryman.sources.folder import FolderSource
 from ferryman.sources.ftp import FtpSource
 from ferryman.sources.imap import ImapSource
 from ferryman.sources.s3 import S3Source
+from ferryman.sources.schedule import ScheduleSource
 from ferryman.sources.sftp import SftpSource
 
 SOURCES: dict[str, type[Source[Any]]] = {
@@ -17,6 +18,7 @@ SOURCES: dict[str, type[Source[Any]]] = {
     "ftp": FtpSource,
     "s3": S3Source,
     "imap": ImapSource,
+    "schedule": ScheduleSource,
 }
 """Every source type, by its config ``type`` key."""
 

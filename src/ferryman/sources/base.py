@@ -146,6 +146,12 @@ class Source(ABC, Generic[C]):
         for an original offered again after its item ended (a crash cut the first finalize short)."""
         return False
 
+    @property
+    def serial(self) -> bool:
+        """True when the flow's items must run one at a time, whatever its ``concurrency``
+        (a schedule with ``overlap = "queue"``)."""
+        return False
+
     def __init__(self, config: C, flow: FlowContext) -> None:
         self.config = config
         self.flow = flow

@@ -1,0 +1,143 @@
+"""When a schedule's ticks fall: cron wall-clock times in a zone (through cronsim) or a fixed interval.
+
+Daylight saving time, for ``cron``:
+
+- a wall time that does not exist (02:30 on the night the clocks spring forward) runs once, at
+  the first valid instant after it (03:00): cronsim does that, as Debian's cron does;
+- a wall time that happens twice (01:30 on the night they fall back) runs once, the first
+  time.  `Clock` drops the second one: a tick whose local time is the later of two identical
+  wall times (``fold = 1``).  Note that this also holds for ``@hourly``: the repeated hour
+  does not run again.  A schedule that must keep running every hour through the night of the
+  change is an elapsed-time schedule; ``every = "1h"`` is that.
+
+``every`` ticks fall on whole multiples of the interval since 1970-01-01 UTC, so every instance
+of a cluster computes the same instants, and DST never moves them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ferryman.sources.schedule.config import ScheduleSourceConfig
+
+
+def machine_zone() -> tuple[tzinfo, str]:
+    """The machine's zone, with its name: ``$TZ``, the /etc/localtime link, or the file itself."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            return ZoneInfo(name), name
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        link = os.readlink("/etc/localtime")
+    except OSError:
+        link = ""
+    if "zoneinfo/" in link:
+        name = link.split("zoneinfo/", 1)[1]
+        try:
+            return ZoneInfo(name), name
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        with open("/etc/localtime", "rb") as f:
+            return ZoneInfo.from_file(f, key="localtime"), "localtime"
+    except (OSError, ValueError):
+        return UTC, "UTC"
+
+
+def zone_of(config: ScheduleSourceConfig) -> tuple[tzinfo, str]:
+    """The flow's zone and its name."""
+    return (ZoneInfo(config.timezone), config.timezone) if config.timezone else machine_zone()
+
+
+def _repeated(local: datetime) -> bool:
+    """True for the second of two identical wall times (the hour repeated when clocks fall back)."""
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
+
+
+class Clock:
+    """The ticks of one schedule, as aware datetimes in its zone."""
+
+    def __init__(self, config: ScheduleSourceConfig, zone: tzinfo) -> None:
+        self.cron = config.cron
+        self.every = config.every
+        self.zone = zone
+
+    def after(self, instant: datetime) -> datetime:
+        """The first tick strictly after `instant`."""
+        return next(self.ticks(instant))
+
+    def ticks(self, start: datetime) -> Iterator[datetime]:
+        """Every tick strictly after `start`, in order, without end."""
+        if self.every is not None:
+            step = self.every
+            n = math.floor(start.timestamp() / step) + 1
+            while True:
+                yield datetime.fromtimestamp(n * step, self.zone)
+                n += 1
+        from cronsim import CronSim
+
+        assert self.cron is not None
+        last: datetime | None = None
+        for local in CronSim(self.cron, start.astimezone(self.zone)):
+            tick = local.astimezone(self.zone)
+            if _repeated(tick) or (last is not None and tick <= last):
+                continue  # the repeated hour, or two nonexistent wall times moved to one instant
+            last = tick
+            yield tick
+
+    def between(self, start: datetime, end: datetime) -> Iterator[datetime]:
+        """Ticks in (start, end]."""
+        for tick in self.ticks(start):
+            if tick > end:
+                return
+            yield tick
+
+    def latest(self, start: datetime, end: datetime) -> datetime | None:
+        """The last tick in (start, end], found backwards from `end` (a long downtime is not walked)."""
+        if self.every is not None:
+            n = math.floor(end.timestamp() / self.every)
+            tick = datetime.fromtimestamp(n * self.every, self.zone)
+            return tick if tick > start else None
+        from cronsim import CronSim
+
+        assert self.cron is not None
+        origin = end.replace(microsecond=0) + timedelta(seconds=1)  # cron ticks are whole minutes
+        for local in CronSim(self.cron, origin.astimezone(self.zone), reverse=True):
+            tick = local.astimezone(self.zone)
+            if tick <= start:
+                return None
+            if tick <= end and not _repeated(tick):
+                return tick
+        return None
+
+    def period(self, tick: datetime) -> float:
+        """Seconds from `tick` to the tick after it."""
+        if self.every is not None:
+            return self.every
+        return (self.after(tick) - tick).total_seconds()
+
+
+def iso(instant: datetime) -> str:
+    """ISO 8601 with the zone's offset, without microseconds when there are none."""
+    return instant.isoformat(timespec="microseconds" if instant.microsecond else "seconds")
+
+
+def utc_key(instant: datetime) -> str:
+    """The instant in UTC, for journal keys: the same tick is the same key on every instance."""
+    return iso(instant.astimezone(UTC)).replace("+00:00", "Z")
+
+
+def describe_next(config: ScheduleSourceConfig, now: datetime | None = None) -> str:
+    """The next tick in the flow's zone, for ``status``: ``2026-03-08T03:00:00-04:00 (America/Toronto)``."""
+    zone, name = zone_of(config)
+    tick = Clock(config, zone).after(now or datetime.now(UTC))
+    return f"{iso(tick)} ({name})"
+
+
+__all__ = ["Clock", "describe_next", "iso", "machine_zone", "utc_key", "zone_of"]
