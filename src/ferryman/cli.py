@@ -135,12 +135,18 @@ def check(config_path: str | None, connect: bool) -> None:
 @click.option("--exit-when-idle", metavar="DURATION", help="Exit after this long without work (e.g. 10m).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages to stderr.")
 @click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors to stderr.")
+@click.option("--now", "by_hand", is_flag=True,
+              help="With --once: run the schedule flows once now, instead of the ticks that are due.")
+@click.option("--each", "each", multiple=True, metavar="VALUE",
+              help="Only this for_each value of the schedule flows (repeatable), e.g. --each cioc_a.")
 def run(config_path: str | None, once: bool, flows: tuple[str, ...], exit_when_idle: str | None,
-        verbose: bool, quiet: bool) -> None:
-    """Run the flows: the daemon, or one pass with --once."""
+        verbose: bool, quiet: bool, by_hand: bool, each: tuple[str, ...]) -> None:
+    """Run the flows: the daemon, or one pass with --once (schedule flows: the ticks that are due)."""
     from ferryman.daemon import Daemon
     from ferryman.progress import Progress
 
+    if by_hand and not once:
+        fail("--now runs a schedule flow once: use it with --once")
     loaded = load(config_path)
     idle = None
     if exit_when_idle is not None:
@@ -151,7 +157,7 @@ def run(config_path: str | None, once: bool, flows: tuple[str, ...], exit_when_i
     logs.setup(loaded.config.ferryman.log, loaded.root, verbose=int(verbose), quiet=quiet)
     progress = Progress() if once and not quiet else None
     daemon = Daemon(loaded, only=flows, once=once, exit_when_idle=idle,
-                    progress=progress.update if progress else None)
+                    progress=progress.update if progress else None, now=by_hand, each=each)
     try:
         code = daemon.run()
     except FerrymanError as exc:
