@@ -26,8 +26,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("ferryman.transports",),
     ("ferryman.journal",),
     ("ferryman", "ferryman.model", "ferryman.item", "ferryman.errors", "ferryman.units", "ferryman.secrets",
-     "ferryman.connections", "ferryman.templates", "ferryman.tls", "ferryman.retry", "ferryman.compat",
-     "ferryman.presets"),
+     "ferryman.connections", "ferryman.templates", "ferryman.redact", "ferryman.tls", "ferryman.retry",
+     "ferryman.compat", "ferryman.presets"),
 ]
 """Top to bottom: cli → daemon → engine → config → sources/steps/notify → flow → transports →
 journal → the shared model (items, errors, units, secrets, connection settings)."""
