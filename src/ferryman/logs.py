@@ -1,4 +1,8 @@
-"""Logging: stderr always; with ``[ferryman.log] files``, one file per lowest level, rotated at midnight."""
+"""Logging: stderr always; with ``[ferryman.log] files``, one file per lowest level, rotated at midnight.
+
+Every record is redacted as it is written (`ferryman.redact`): a pre-signed
+link in a message, an error or a traceback shows as ``https://host/path?…``.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,16 @@ import sys
 from pathlib import Path
 
 from ferryman.config import LogConfig
+from ferryman.redact import redact
 
 FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    """The usual line, with every URL in it redacted (the message, its arguments, a traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def setup(config: LogConfig | None, root: Path | None, *, verbose: int = 0, quiet: bool = False) -> None:
@@ -27,7 +39,7 @@ def setup(config: LogConfig | None, root: Path | None, *, verbose: int = 0, quie
         level = "WARNING"
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setLevel(level)
-    stderr.setFormatter(logging.Formatter(FORMAT))
+    stderr.setFormatter(RedactingFormatter(FORMAT))
     logger.addHandler(stderr)
     if config is None or root is None or not config.files:
         return
@@ -43,5 +55,5 @@ def setup(config: LogConfig | None, root: Path | None, *, verbose: int = 0, quie
         else:
             handler = logging.FileHandler(path, encoding="utf-8")
         handler.setLevel(file_level.upper())
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(RedactingFormatter(FORMAT))
         logger.addHandler(handler)

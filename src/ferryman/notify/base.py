@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from ferryman.model import Model
+from ferryman.redact import redact
 
 if TYPE_CHECKING:
     from ferryman.connections import ConnectionConfig
@@ -19,7 +20,11 @@ class NotifierConfig(Model):
 
 @dataclass(frozen=True)
 class Failure:
-    """An item that gave up (no retry left); never carries secrets."""
+    """An item that gave up (no retry left); never carries secrets.
+
+    Its texts are redacted when it is made (`ferryman.redact`): no notifier can
+    pass on a pre-signed link's signature, whatever it does with them.
+    """
 
     flow: str
     item_id: str
@@ -29,6 +34,10 @@ class Failure:
     error: str
     attempts: int
     at: float
+
+    def __post_init__(self) -> None:
+        for name in ("key", "origin", "error"):
+            object.__setattr__(self, name, redact(getattr(self, name)))
 
 
 C = TypeVar("C", bound=NotifierConfig)

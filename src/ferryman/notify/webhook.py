@@ -5,7 +5,8 @@ The body is ``{"event": "failed" | "recovered", "flow", "host", "count",
 "attempts", "at"}, …]}``.  A 5xx answer, a 429 or a network error is tried
 again `retries` times; any other non-2xx answer is a `PermanentError`.
 Header values may be secrets (``Authorization = { env = "HOOK_TOKEN" }``);
-they never appear in messages.
+they never appear in messages, nor does the URL's query string (a token in
+``?key=…`` is shown as ``?…``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import Field, field_validator
 
 from ferryman.errors import PermanentError, TransientError
 from ferryman.notify.base import Failure, Notifier, NotifierConfig
+from ferryman.redact import redact, redact_url
 from ferryman.secrets import Secret, mask
 from ferryman.tls import client_context
 from ferryman.units import Duration
@@ -93,12 +95,12 @@ class WebhookNotifier(Notifier[WebhookNotifierConfig]):
         context: ssl.SSLContext | None = None
         if url.startswith("https://"):
             context = client_context(self.config.ca_file, self.config.verify)
-        where = f"webhook {mask(url, secrets)}"
+        where = f"webhook {mask(redact_url(url), secrets)}"
         try:
             with urllib.request.urlopen(request, timeout=self.config.timeout, context=context) as answer:
                 answer.read()
         except urllib.error.HTTPError as exc:
-            answer_text = mask(_snippet(exc), secrets)
+            answer_text = mask(redact(_snippet(exc)), secrets)
             if exc.code >= 500 or exc.code == 429:
                 raise TransientError(f"{where} answered {exc.code} {answer_text}") from None
             raise PermanentError(f"{where} answered {exc.code} {answer_text}") from None
@@ -109,7 +111,7 @@ class WebhookNotifier(Notifier[WebhookNotifierConfig]):
                     f"{where}: TLS certificate not trusted ({reason.verify_message}); set ca_file"
                 ) from None
             text = getattr(reason, "strerror", None) or str(reason)
-            raise TransientError(f"{where}: {mask(text, secrets)}") from None
+            raise TransientError(f"{where}: {mask(redact(text), secrets)}") from None
         except (TimeoutError, OSError) as exc:
             raise TransientError(f"{where}: {exc.strerror or 'timed out'}") from None
 

@@ -5,8 +5,9 @@ HTTPS only unless ``allow_http``; every hop of a redirect is checked again
 body is written in chunks to a hidden ``.part`` file and renamed when
 complete, so a partial download never becomes the item's file.  The name
 comes from ``Content-Disposition`` (reduced to a plain name: ``../../x`` is
-``x``) or the URL's last path segment.  Messages show the URL without its
-query string, which often carries a token.
+``x``) or the URL's last path segment.  Messages show the URL redacted: no
+user-info, no query string (a pre-signed link's signature), no fragment
+(`ferryman.redact`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import Field
 from ferryman import templates
 from ferryman.errors import FerrymanError, PermanentError, TransientError, UnsafeInput
 from ferryman.item import Item
+from ferryman.redact import redact, redact_url
 from ferryman.sources.imap.mime import safe_name
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
 from ferryman.tls import client_context
@@ -52,18 +54,10 @@ class DownloadConfig(StepConfig):
         "replace", description="The downloaded file replaces the item's files, or is added to them.")
 
 
-def shown(url: str) -> str:
-    """A URL safe to print: no user info, no query string."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
 @contextmanager
 def http_errors(url: str) -> Iterator[None]:
     """Map network and TLS exceptions to ferryman's errors with a one-line message."""
-    where = shown(url)
+    where = redact_url(url)
     try:
         yield
     except FerrymanError:
@@ -74,7 +68,7 @@ def http_errors(url: str) -> Iterator[None]:
     except TimeoutError:
         raise TransientError(f"{where}: timed out") from None
     except (ConnectionError, http.client.HTTPException, ssl.SSLError, OSError) as exc:
-        text = " ".join(str(exc).split()) or type(exc).__name__
+        text = redact(" ".join(str(exc).split())) or type(exc).__name__
         raise TransientError(f"{where}: connection failed: {text}") from None
 
 
@@ -90,20 +84,20 @@ class DownloadStep(Step[DownloadConfig]):
         target = self._download(url, ctx.work_dir)
         files = [*item.files, target] if self.config.mode == "add" else [target]
         return StepResult(files=files, meta={"download_name": target.name},
-                          outputs={"downloaded": shown(url), "bytes": target.stat().st_size})
+                          outputs={"downloaded": redact_url(url), "bytes": target.stat().st_size})
 
     def _check(self, url: str) -> None:
         parts = urlsplit(url)
         allowed = ("https", "http") if self.config.allow_http else ("https",)
         if parts.scheme.lower() not in allowed:
             hint = " (set allow_http = true to accept plain http)" if parts.scheme.lower() == "http" else ""
-            raise UnsafeInput(f"{shown(url)}: only {' and '.join(allowed)} URLs are downloaded{hint}")
+            raise UnsafeInput(f"{redact_url(url)}: only {' and '.join(allowed)} URLs are downloaded{hint}")
         host = (parts.hostname or "").lower()
         if not host:
-            raise UnsafeInput(f"{url[:100]!r} is not a URL with a host")
+            raise UnsafeInput(f"{redact_url(url)[:100]!r} is not a URL with a host")
         if self.config.allowed_hosts is not None and not any(
                 fnmatch(host, pattern.lower()) for pattern in self.config.allowed_hosts):
-            raise UnsafeInput(f"{shown(url)}: host {host!r} is not in allowed_hosts {self.config.allowed_hosts}")
+            raise UnsafeInput(f"{redact_url(url)}: host {host!r} is not in allowed_hosts {self.config.allowed_hosts}")
 
     def _context(self) -> ssl.SSLContext:
         cafile = str(self.flow.resolve(self.config.ca_file)) if self.config.ca_file else None
@@ -122,14 +116,14 @@ class DownloadStep(Step[DownloadConfig]):
                     if response.status in (301, 302, 303, 307, 308):
                         location = response.getheader("Location")
                         if not location:
-                            raise PermanentError(f"{shown(url)}: redirect ({response.status}) without a Location")
+                            raise PermanentError(f"{redact_url(url)}: redirect ({response.status}) without a Location")
                         url = urljoin(url, location)
                         continue
                     self._status(url, response)
                     return self._save(url, response, work_dir)
                 finally:
                     conn.close()
-        raise PermanentError(f"{shown(url)}: more than {self.config.max_redirects} redirects")
+        raise PermanentError(f"{redact_url(url)}: more than {self.config.max_redirects} redirects")
 
     def _connect(self, url: str) -> http.client.HTTPConnection:
         parts = urlsplit(url)
@@ -143,7 +137,7 @@ class DownloadStep(Step[DownloadConfig]):
         status = response.status
         if 200 <= status < 300:
             return
-        text = f"{shown(url)}: HTTP {status} {response.reason}"
+        text = f"{redact_url(url)}: HTTP {status} {response.reason}"
         if status in (408, 425, 429) or status >= 500:
             raise TransientError(text)
         raise PermanentError(text)
@@ -153,7 +147,7 @@ class DownloadStep(Step[DownloadConfig]):
         expected = int(length) if length and length.isdigit() else None
         limit = self.config.max_size
         if limit is not None and expected is not None and expected > limit:
-            raise PermanentError(f"{shown(url)}: {expected} bytes is more than max_size ({limit} bytes)")
+            raise PermanentError(f"{redact_url(url)}: {expected} bytes is more than max_size ({limit} bytes)")
         name = _name(url, response.getheader("Content-Disposition"))
         target = work_dir / name
         part = work_dir / f".{name}.part"
@@ -166,12 +160,12 @@ class DownloadStep(Step[DownloadConfig]):
                         break
                     written += len(block)
                     if limit is not None and written > limit:
-                        raise PermanentError(f"{shown(url)}: more than max_size ({limit} bytes); stopped")
+                        raise PermanentError(f"{redact_url(url)}: more than max_size ({limit} bytes); stopped")
                     out.write(block)
                 out.flush()
                 os.fsync(out.fileno())
             if expected is not None and written != expected:
-                raise TransientError(f"{shown(url)}: the body ended after {written} of {expected} bytes")
+                raise TransientError(f"{redact_url(url)}: the body ended after {written} of {expected} bytes")
             os.replace(part, target)
         finally:
             part.unlink(missing_ok=True)
