@@ -253,8 +253,10 @@ def history(config_path: str | None, flow: str | None, state: str | None, limit:
 @config_option
 @click.argument("item_id")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
-def show(config_path: str | None, item_id: str, as_json: bool) -> None:
-    """One item: every step, timings, errors, outputs."""
+@click.option("--reveal", is_flag=True,
+              help="Print URLs whole: query strings (a pre-signed link's signature) and user-info included.")
+def show(config_path: str | None, item_id: str, as_json: bool, reveal: bool) -> None:
+    """One item: every step, timings, errors, outputs (URLs redacted, unless --reveal)."""
     loaded = load(config_path)
     with journal_of(loaded) as journal:
         item = journal.get(item_id)
@@ -262,9 +264,9 @@ def show(config_path: str | None, item_id: str, as_json: bool) -> None:
             fail(f"no item {item_id!r} (ids are shown by `ferryman history`)", 1)
         steps = journal.steps(item.id)
     if as_json:
-        display.print_json(display.item_dict(item, steps))
+        display.print_json(display.item_dict(item, steps), reveal=reveal)
     else:
-        display.show_item(item, steps)
+        display.show_item(item, steps, reveal=reveal)
 
 
 @main.command()

@@ -1,7 +1,10 @@
 """How items, flows and step runs are shown by ``status``, ``history`` and ``show``.
 
 Plain aligned text (rich tables on a terminal) or one JSON document with
-``--json``.  Nothing shown here can hold a secret: the journal never has any.
+``--json``.  Nothing shown here can hold a secret: the journal never has a
+password, and every URL is redacted on its way out (`ferryman.redact`: a
+pre-signed link shows as ``https://host/path?…``) unless ``show --reveal``
+asked for it whole.  `short` and `print_json` redact; so does `show_item`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ferryman.item import Item, StepRun
+from ferryman.redact import redact, redact_data
 
 
 def when(timestamp: float | None) -> str:
@@ -41,8 +45,9 @@ def item_dict(item: Item, steps: Sequence[StepRun] | None = None) -> dict[str, A
     return data
 
 
-def print_json(data: object) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str)
+def print_json(data: object, *, reveal: bool = False) -> None:
+    """`data` as indented JSON, every string in it redacted unless `reveal`."""
+    json.dump(data if reveal else redact_data(data), sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 
 
@@ -65,38 +70,43 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
-def short(text: str | None, width: int = 70) -> str:
+def short(text: str | None, width: int = 70, *, reveal: bool = False) -> str:
+    """`text` redacted (unless `reveal`), then cut to `width` characters."""
     if not text:
         return ""
+    text = text if reveal else redact(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def show_item(item: Item, steps: Sequence[StepRun]) -> None:
-    print(f"item      {item.id}")
-    print(f"flow      {item.flow}")
-    print(f"origin    {item.origin}")
-    print(f"key       {item.key}")
-    print(f"state     {item.state}" + (f" (next attempt {when(item.next_attempt_at)})"
-                                      if item.next_attempt_at else ""))
-    print(f"attempts  {item.attempts}")
-    print(f"created   {when(item.created_at)}")
-    print(f"updated   {when(item.updated_at)}")
+def show_item(item: Item, steps: Sequence[StepRun], *, reveal: bool = False) -> None:
+    """``ferryman show``: every line redacted, unless `reveal` (``--reveal``) asks for the URLs whole."""
+    lines = [
+        f"item      {item.id}",
+        f"flow      {item.flow}",
+        f"origin    {item.origin}",
+        f"key       {item.key}",
+        f"state     {item.state}" + (f" (next attempt {when(item.next_attempt_at)})" if item.next_attempt_at else ""),
+        f"attempts  {item.attempts}",
+        f"created   {when(item.created_at)}",
+        f"updated   {when(item.updated_at)}",
+    ]
     if item.error:
-        print(f"error     {item.error}")
+        lines.append(f"error     {item.error}")
     if item.meta:
-        print("meta")
-        for key, value in sorted(item.meta.items()):
-            print(f"  {key} = {value}")
+        lines.append("meta")
+        lines += [f"  {key} = {value}" for key, value in sorted(item.meta.items())]
     if item.files:
-        print("files")
-        for path in item.files:
-            print(f"  {path}")
+        lines.append("files")
+        lines += [f"  {path}" for path in item.files]
+    for line in lines:
+        print(line if reveal else redact(line))
     rows = []
     for run in steps:
         took = f"{(run.ended_at - run.started_at) * 1000:.0f} ms" if run.ended_at else "-"
         detail = run.error or ", ".join(
             f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in run.outputs.items())
-        rows.append((str(run.index), run.name, run.outcome, when(run.started_at), took, short(detail, 90)))
+        rows.append((str(run.index), run.name, run.outcome, when(run.started_at), took,
+                     short(detail, 90, reveal=reveal)))
     if rows:
         print()
         table(None, ("#", "step", "outcome", "started", "took", "detail"), rows)
