@@ -10,6 +10,7 @@ import inspect
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -106,6 +107,11 @@ def check(config_path: str | None, connect: bool) -> None:
     for warning in loaded.warnings:
         click.echo(f"warning: {warning}", err=True)
     config = loaded.config
+    problems = _schedule_problems(loaded)
+    if problems:
+        for problem in problems:
+            click.echo(f"ferryman: {problem}", err=True)
+        sys.exit(2)
     flows = ", ".join(config.flows) or "none"
     click.echo(f"{loaded.path}: ok — flows: {flows}; connections: {len(config.connections)}; "
                f"notifiers: {len(config.notify)}")
@@ -126,6 +132,17 @@ def check(config_path: str | None, connect: bool) -> None:
             click.echo(f"  {name} ({conn.type}): FAILED — {describe(exc)}")
     if failed:
         sys.exit(1)
+
+
+def _schedule_problems(loaded: LoadedConfig) -> list[str]:
+    """What the config model cannot see: a ``for_each`` file that cannot be read."""
+    from ferryman.sources.schedule.each import check_file
+
+    problems = []
+    for name, flow in loaded.config.flows.items():
+        if flow.source.type == "schedule" and (problem := check_file(flow.source, loaded.base_dir)):  # type: ignore[arg-type]
+            problems.append(f"flows.{name}.source.{problem}")
+    return problems
 
 
 @main.command()
@@ -205,13 +222,17 @@ def status(config_path: str | None, as_json: bool) -> None:
         paused = journal.paused()
         failed = journal.history(state=State.FAILED, limit=10)
         failed_steps = {i.id: journal.steps(i.id) for i in failed} if as_json else {}
+        schedules = {name: _schedule_status(journal, name, flow.source)
+                     for name, flow in loaded.config.flows.items() if flow.source.type == "schedule"}
     pid = running_pid(loaded.root)
     states = [str(s) for s in State]
     if as_json:
         display.print_json({
             "daemon": {"running": pid is not None, "pid": pid},
             "flows": {name: {"states": {s: counts.get(name, {}).get(s, 0) for s in states},
-                             "paused": paused.get(name)} for name in loaded.config.flows},
+                             "paused": paused.get(name),
+                             **({"schedule": schedules[name]} if name in schedules else {})}
+                      for name in loaded.config.flows},
             "recent_failures": [display.item_dict(i, failed_steps[i.id]) for i in failed],
         })
         return
@@ -223,10 +244,26 @@ def status(config_path: str | None, as_json: bool) -> None:
             "" if flow.enabled else "disabled")
         rows.append((name, *(str(c.get(s, 0)) for s in states), note))
     display.table(None, ("flow", *states, ""), rows)
+    if schedules:
+        click.echo("\nschedules:")
+        display.table(None, ("flow", "last tick", "result", "next tick"), [
+            (name, s["last_tick"] or "-", s["last_state"] or "-", f"{s['next_tick']} ({s['zone']})")
+            for name, s in schedules.items()])
     if failed:
         click.echo("\nrecent failures:")
         for item in failed:
             click.echo(f"  {item.id}  {item.flow}  {display.when(item.updated_at)}  {display.short(item.error, 80)}")
+
+
+def _schedule_status(journal: Journal, flow: str, source: Any) -> dict[str, str | None]:
+    """A schedule flow's last tick (and how it ended) and its next tick, in the flow's zone."""
+    from ferryman.sources.schedule.timing import Clock, iso, zone_of
+
+    zone, name = zone_of(source)
+    last = next(iter(journal.history(flow, None, 1)), None)
+    return {"last_tick": last.meta.get("tick") if last else None, "last_state": str(last.state) if last else None,
+            "last_item": last.id if last else None,
+            "next_tick": iso(Clock(source, zone).after(datetime.now(zone))), "zone": name}
 
 
 @main.command()

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from ferryman.errors import PermanentError
 from ferryman.flow import FlowContext
@@ -107,8 +107,9 @@ class ScheduleSource(Source[ScheduleSourceConfig]):
     # ---- which ticks -----------------------------------------------------------------------
 
     def due(self, now_ts: float) -> tuple[list[Candidate], datetime]:
-        """The candidates for the ticks in (cursor, now], and the new cursor."""
-        now = datetime.fromtimestamp(now_ts, self.zone)
+        """The candidates for the ticks in (cursor, now], and the new cursor.  Instants here are
+        UTC (exact arithmetic); ticks come in the flow's zone (for {meta.tick})."""
+        now = datetime.fromtimestamp(now_ts, UTC)
         cursor = self._load()
         if cursor is None or cursor >= now:  # the first start, or a clock set back: nothing is due
             return [], cursor if cursor is not None and cursor > now else now
@@ -132,7 +133,8 @@ class ScheduleSource(Source[ScheduleSourceConfig]):
             missed = self._span(start, missed_edge, "")
             if missed and self.config.missed == "latest" and not run:
                 run = [missed.last]
-                missed = self._span(start, missed.last - timedelta(microseconds=1), "") if missed.count > 1 else None
+                before = missed.last.astimezone(UTC) - timedelta(microseconds=1)
+                missed = self._span(start, before, "") if missed.count > 1 else None
                 ran = iso(run[0])
             else:
                 ran = iso(run[-1]) if run else ""
@@ -219,12 +221,12 @@ class ScheduleSource(Source[ScheduleSourceConfig]):
             self._loaded = True
             if stored is not None:
                 try:
-                    self._cursor = datetime.fromtimestamp(float(stored), self.zone)
+                    self._cursor = datetime.fromtimestamp(float(stored), UTC)
                 except ValueError:
                     self.flow.log.warning("%s: the schedule cursor %r is not a time; starting from now",
                                           self.flow.flow, stored)
             if self._cursor is None:  # the first start: history begins now
-                self._advance(datetime.fromtimestamp(self.now(), self.zone))
+                self._advance(datetime.fromtimestamp(self.now(), UTC))
                 return None
         return self._cursor
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ferryman.sources.schedule.config import ScheduleSourceConfig
@@ -83,18 +83,20 @@ class Clock:
         from cronsim import CronSim
 
         assert self.cron is not None
-        last: datetime | None = None
+        last = -math.inf
         for local in CronSim(self.cron, start.astimezone(self.zone)):
             tick = local.astimezone(self.zone)
-            if _repeated(tick) or (last is not None and tick <= last):
+            if _repeated(tick) or tick.timestamp() <= last:
                 continue  # the repeated hour, or two nonexistent wall times moved to one instant
-            last = tick
+            last = tick.timestamp()
             yield tick
 
     def between(self, start: datetime, end: datetime) -> Iterator[datetime]:
-        """Ticks in (start, end]."""
+        """Ticks in (start, end].  (Instants are compared as timestamps everywhere: two datetimes of
+        one zone compare by wall time, which the repeated hour makes ambiguous.)"""
+        limit = end.timestamp()
         for tick in self.ticks(start):
-            if tick > end:
+            if tick.timestamp() > limit:
                 return
             yield tick
 
@@ -107,20 +109,26 @@ class Clock:
         from cronsim import CronSim
 
         assert self.cron is not None
-        origin = end.replace(microsecond=0) + timedelta(seconds=1)  # cron ticks are whole minutes
-        for local in CronSim(self.cron, origin.astimezone(self.zone), reverse=True):
-            tick = local.astimezone(self.zone)
-            if tick <= start:
-                return None
-            if tick <= end and not _repeated(tick):
-                return tick
-        return None
+        base = start.timestamp()
+        origin = datetime.fromtimestamp(math.floor(end.timestamp()) + 1, self.zone)  # cron ticks are whole minutes
+        for local in CronSim(self.cron, origin, reverse=True):
+            if local.timestamp() <= base:
+                break
+            if local.timestamp() <= end.timestamp() and not _repeated(local.astimezone(self.zone)):
+                base = local.timestamp() - 1
+                break
+        # Backwards, cronsim does not see a nonexistent wall time moved forward (02:30 → 03:00 on
+        # the night of the change): walk forward from the tick found, a step or two.
+        last = None
+        for last in self.between(datetime.fromtimestamp(base, UTC), end):  # noqa: B007
+            pass
+        return last
 
     def period(self, tick: datetime) -> float:
         """Seconds from `tick` to the tick after it."""
         if self.every is not None:
             return self.every
-        return (self.after(tick) - tick).total_seconds()
+        return self.after(tick).timestamp() - tick.timestamp()
 
 
 def iso(instant: datetime) -> str:
@@ -133,11 +141,4 @@ def utc_key(instant: datetime) -> str:
     return iso(instant.astimezone(UTC)).replace("+00:00", "Z")
 
 
-def describe_next(config: ScheduleSourceConfig, now: datetime | None = None) -> str:
-    """The next tick in the flow's zone, for ``status``: ``2026-03-08T03:00:00-04:00 (America/Toronto)``."""
-    zone, name = zone_of(config)
-    tick = Clock(config, zone).after(now or datetime.now(UTC))
-    return f"{iso(tick)} ({name})"
-
-
-__all__ = ["Clock", "describe_next", "iso", "machine_zone", "utc_key", "zone_of"]
+__all__ = ["Clock", "iso", "machine_zone", "utc_key", "zone_of"]
