@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sqlite3
@@ -205,3 +206,36 @@ def test_known_answers_for_thousands_of_keys(tmp_path: Path) -> None:
         assert j.known("f", keys) == set(keys[::2])
     finally:
         j.close()
+
+
+def test_the_journal_is_private_to_its_owner(tmp_path: Path) -> None:
+    """Items keep their pre-signed download links: the file is 0600 whatever the umask, -wal and -shm too."""
+    old = os.umask(0o022)
+    try:
+        j = open_journal("sqlite", tmp_path)
+        j.admit("f", [Candidate(key="k", files=(), meta={"url": "https://h/x.zip?X-Amz-Signature=ab"})])
+        files = sorted(p.name for p in tmp_path.iterdir())
+        modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+        j.close()
+    finally:
+        os.umask(old)
+    assert files == ["journal.db", "journal.db-shm", "journal.db-wal"]
+    assert modes == dict.fromkeys(files, 0o600)
+
+
+def test_a_journal_others_can_read_is_named_in_a_warning(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("ferryman.journal")
+    logger.addHandler(handler)  # its own handler: an in-process `ferryman run` may stop "ferryman" propagating
+    try:
+        open_journal("sqlite", tmp_path).close()
+        assert warnings == []
+        (tmp_path / "journal.db").chmod(0o644)
+        open_journal("sqlite", tmp_path).close()
+    finally:
+        logger.removeHandler(handler)
+    (message,) = warnings
+    assert f"{tmp_path / 'journal.db'} (mode 0644)" in message and "chmod 600" in message
+    assert (tmp_path / "journal.db").stat().st_mode & 0o777 == 0o644   # told, not changed behind the owner's back

@@ -18,13 +18,21 @@ Reads use one connection per thread: under WAL they run beside the writer and
 see what is committed (not yet what is queued; `flush` first when that matters).
 Other processes (the command line) may read and write the same file; SQLite
 locks serialize their transactions with ours.
+
+The file is private to the daemon's user: it is created 0600 (SQLite gives the
+``-wal`` and ``-shm`` files it creates beside it the same mode), because items
+keep what their sources found — an ITRP mail's pre-signed download link
+included, which a retry after a restart needs whole.  Opening a journal whose
+group or others may read it logs a warning.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +53,31 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     return " ".join(str(exc).split()) if isinstance(exc, sqlite3.Error) else describe(exc)
+
+
+PRIVATE = 0o600
+"""The mode of a journal file ferryman creates: read and written by its owner only."""
+
+
+def _create_private(path: Path) -> None:
+    """Create `path` empty with mode `PRIVATE` when it does not exist (SQLite takes an empty file
+    as a new database).  An existing file is left as it is: O_CREAT without O_EXCL never
+    changes its mode."""
+    if not path.exists():
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE))
+
+
+def _readable_by_others(path: Path) -> list[str]:
+    """The journal's files (the database and its write-ahead log) that its group or others may read."""
+    found = []
+    for part in (path, path.with_name(path.name + "-wal")):
+        try:
+            mode = part.stat().st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) and mode & (stat.S_IRGRP | stat.S_IROTH):
+            found.append(f"{part} (mode {stat.S_IMODE(mode):04o})")
+    return found
 
 
 GATHER_ROUNDS = 8
@@ -106,6 +139,7 @@ class SqliteJournal(SqlJournal):
         self._local = threading.local()
         with self._errors("cannot open"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             self._conn = self._connect()
             try:
                 self._conn.execute("PRAGMA journal_mode = WAL")
@@ -114,6 +148,10 @@ class SqliteJournal(SqlJournal):
             except BaseException:
                 self._conn.close()
                 raise
+        exposed = _readable_by_others(self.path)
+        if exposed:
+            log.warning("the journal can be read by others than its owner: %s; it keeps the full download "
+                        "links items came with: chmod 600 %s*", ", ".join(exposed), self.path)
         self._writer = threading.Thread(target=self._run_writer, name="journal-writer", daemon=True)
         self._writer.start()
 
