@@ -112,3 +112,21 @@ def test_nobody_listening_is_transient() -> None:
 def test_url_must_be_http() -> None:
     with pytest.raises(ValueError, match="must start with http"):
         webhook("ftp://example.com/x")
+
+
+SIGNED = "https://exports.example.com/777.zip?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=deadbeef0123"
+
+
+def test_a_signed_link_is_never_posted_and_the_hook_s_own_token_never_shown(hook: Hook) -> None:
+    """A failure's texts are redacted when it is made, so no notifier can pass a signature on."""
+    signed = Failure(flow="itrp", item_id="it1", key=f"k {SIGNED}", origin=f"mail with {SIGNED}",
+                     step="download", error=f"{SIGNED}: HTTP 403 Forbidden", attempts=1, at=1700000000.0)
+    webhook(hook.url).failed([signed])
+    [(_, body)] = hook.received
+    assert "deadbeef" not in json.dumps(body) and "AKIAEXAMPLE" not in json.dumps(body)
+    assert body["failures"][0]["error"] == "https://exports.example.com/777.zip?…: HTTP 403 Forbidden"
+
+    hook.answers = [404]
+    with pytest.raises(PermanentError, match=r"/hooks/ferryman\?…") as caught:
+        webhook(hook.url + "?key=hook-secret-123").failed([failure(1)])
+    assert "hook-secret-123" not in str(caught.value)
