@@ -9,6 +9,8 @@ re-disposal — once per connection, and never in a steady-state poll.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from email.message import EmailMessage
 
 import pytest
 from imap_harness import MakeSource, admit, make_source  # noqa: F401 - fixture
@@ -140,3 +142,78 @@ def test_unknown_mails_below_the_cursor_are_left_alone(dovecot: Dovecot, make_so
     # Someone set the cursor past it (never admitted): it was decided on already.
     probe.flow.journal.set_cursor("t", "imap:INBOX", f"{cursor.split(':')[0]}:{uid}")
     assert make_source(dovecot, user, **MOVE).scan() == []
+
+
+@pytest.fixture
+def logged() -> Iterator[list[logging.LogRecord]]:
+    """The records of the `ferryman` logger (its own handler: an in-process `ferryman run` may have
+    stopped it propagating to caplog's)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("ferryman")
+    level, logger.level = logger.level, logging.INFO
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def same_message_id(message: EmailMessage, message_id: str) -> EmailMessage:
+    del message["Message-ID"]
+    message["Message-ID"] = message_id
+    return message
+
+
+def test_a_second_mail_with_a_delivered_message_id_is_archived_and_named(
+        dovecot: Dovecot, make_source: MakeSource, logged: list[logging.LogRecord]) -> None:
+    """The second mail is never processed (its key is known); the log line names it, not the first."""
+    user = dovecot.new_user()
+    first = dovecot.append(user, same_message_id(
+        mail("first", export_id=777, body="b", attachments=[("a.csv", b"1")]), "<dup@itrp.test>"))
+    source = make_source(dovecot, user, **MOVE)
+    (item,) = admit(source, source.scan())
+    ended(source, item)
+    source.finalize(item, Outcome(True))            # delivered and archived
+    second = dovecot.append(user, same_message_id(
+        mail("second", export_id=777, body="b", attachments=[("b.csv", b"2")]), "<dup@itrp.test>"))
+    logged.clear()
+
+    restarted = make_source(dovecot, user, **MOVE)
+    (bare,) = restarted.scan()                      # offered bare: its key is the first mail's
+    assert bare.key == item.key and bare.files == () and "problem" in bare.meta
+    dispose_again(restarted, bare.key)
+
+    assert archived(dovecot, user) == ["first", "second"]
+    assert dovecot.uids(user) == []
+    (line,) = [r for r in logged if r.name == "ferryman"]
+    assert line.levelno == logging.WARNING
+    assert line.getMessage() == (f"t: mail UID {second} in INBOX (second): moved to Archive without being "
+                                 f"processed: its Message-ID <dup@itrp.test> was already delivered as item {item.id}")
+    assert f"UID {first}" not in line.getMessage() and "cut short" not in line.getMessage()
+
+
+def test_an_item_still_running_at_the_search_disposes_of_its_own_mail_when_it_ends(
+        dovecot: Dovecot, make_source: MakeSource, logged: list[logging.LogRecord]) -> None:
+    """A retried item's mail is rightly still in the mailbox when the search sees it: its end is an
+    ordinary one (no "crash" said), and it moves its own mail, not a duplicate the search saw last."""
+    user = dovecot.new_user()
+    own = dovecot.append(user, same_message_id(
+        mail("own", export_id=777, body="b", attachments=[("a.csv", b"1")]), "<again@itrp.test>"))
+    source = make_source(dovecot, user, **MOVE)
+    (item,) = admit(source, source.scan())          # pending: waits for a retry, say
+    source.scan()
+    duplicate = dovecot.append(user, same_message_id(
+        mail("duplicate", export_id=777, body="b", attachments=[("b.csv", b"2")]), "<again@itrp.test>"))
+    restarted = make_source(dovecot, user, **MOVE)
+    assert [c.key for c in restarted.scan()] == [item.key, item.key]   # both seen, neither admitted
+    logged.clear()
+
+    ended(restarted, item)                          # the item ends only now
+    restarted.finalize(item, Outcome(True))
+
+    assert archived(dovecot, user) == ["own"]
+    assert dovecot.uids(user) == [duplicate]        # left for the next search, which names it
+    (line,) = [r for r in logged if r.name == "ferryman"]
+    assert line.getMessage() == f"t: {item.origin}: moved to Archive"
+    assert f"UID {own}" in item.origin

@@ -9,12 +9,20 @@ Every action is safe to repeat: the mail is looked up by UID (or Message-ID
 after a renumbering) right before it, so a mail that is gone already — moved
 by an earlier run cut short by a crash, or by another instance sharing the
 journal — is left alone, and only that UID is ever expunged.
+
+A leftover search (see `source`) may hand over a mail that is not the item's
+own: a second mail with a Message-ID already delivered.  The action then goes
+to that mail, unprocessed, and the log line names it and says why ("already
+delivered as item N").  What the search saw counts only for an item that had
+ended before it: an item still running or waiting for a retry then disposes
+of its own mail when it ends, as always.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from imapclient import IMAPClient
@@ -29,6 +37,18 @@ if TYPE_CHECKING:
     from ferryman.sources.imap.config import ImapSourceConfig
 
 
+@dataclass(frozen=True)
+class Found:
+    """Where a leftover search saw a mail whose key the journal knows, and when."""
+
+    validity: int
+    uid: int
+    origin: str
+    """That mail as the log names it: ``mail UID 3 in INBOX (subject)``."""
+    at: float
+    """When the search began (``time.time()``)."""
+
+
 class Disposer:
     """Applies `config.after` to the mail an item came from (thread-safe)."""
 
@@ -40,16 +60,20 @@ class Disposer:
         self._client: IMAPClient | None = None
         self._lock = threading.Lock()
 
-    def dispose(self, item: Item, found: tuple[int, int] | None = None) -> None:
-        """Apply `after` to the item's mail; `found` is (UIDVALIDITY, UID) where a leftover search saw
-        it just now (a disposal finished after a crash), else the mail is where the item's meta says."""
+    def dispose(self, item: Item, found: Found | None = None) -> None:
+        """Apply `after` to the item's mail, where the item's meta says it is, or to the mail a leftover
+        search just `found` with the item's key (its own mail, left by a crash; or a duplicate)."""
+        if found is not None and not self._ended_before(item, found):
+            # The item was running or waiting for a retry when the search saw the mail (rightly still
+            # there): this is its ordinary end, and its own mail is the one to dispose of.
+            found = None
         with self._lock:
             for attempt in (1, 2):
                 if self._client is None:
                     self._client = self.login.open()
                 try:
-                    with imap_errors(f"{self.where}: disposing of mail UID {item.meta['mail_uid']}",
-                                     self.login.secrets):
+                    uid = found.uid if found else item.meta["mail_uid"]
+                    with imap_errors(f"{self.where}: disposing of mail UID {uid}", self.login.secrets):
                         self._act(self._client, item, found)
                     return
                 except TransientError:
@@ -58,18 +82,21 @@ class Disposer:
                     if attempt == 2:
                         raise
 
-    def _act(self, client: IMAPClient, item: Item, found: tuple[int, int] | None) -> None:
+    def _act(self, client: IMAPClient, item: Item, found: Found | None) -> None:
         validity, _ = select_mailbox(client, self.config.mailbox, self.where, readonly=False)
-        was, uid = found or (int(item.meta.get("mail_uidvalidity") or 0), int(item.meta["mail_uid"]))
+        own = (int(item.meta.get("mail_uidvalidity") or 0), int(item.meta["mail_uid"]))
+        was, uid = (found.validity, found.uid) if found else own
         if validity != was:
             uid = self._locate(client, item.meta.get("mail_message_id", ""))  # the mailbox was renumbered
         elif not client.search(["UID", str(uid)]):
             uid = 0
+        duplicate = found is not None and found.validity == own[0] and found.uid != own[1]
+        named = found.origin if found and (duplicate or found.validity != own[0]) else item.origin
         if not uid:
             # After a crash (`found`) another instance may well have finished the job: not worth a warning.
             self.flow.log.log(logging.INFO if found else logging.WARNING,
                               "%s: %s is no longer in %s; nothing to dispose of",
-                              self.flow.flow, item.origin, self.config.mailbox)
+                              self.flow.flow, named, self.config.mailbox)
             return
         after = self.config.after
         done: str = str(after)
@@ -86,8 +113,20 @@ class Disposer:
                 client.copy([uid], target)
                 self._expunge(client, uid)
             done = f"moved to {target}"
-        self.flow.log.info("%s: %s: %s%s", self.flow.flow, item.origin, done,
-                           " (finishing a disposal that a crash or an outage cut short)" if found else "")
+        if duplicate:
+            mid = item.meta.get("mail_message_id")
+            same = f"Message-ID <{mid}>" if mid else "header block (it has no Message-ID)"
+            self.flow.log.warning("%s: %s: %s without being processed: its %s was already delivered as item %s",
+                                  self.flow.flow, named, done, same, item.id)
+        else:
+            self.flow.log.info("%s: %s: %s%s", self.flow.flow, named, done,
+                               " (finishing a disposal that a crash or an outage cut short)" if found else "")
+
+    def _ended_before(self, item: Item, found: Found) -> bool:
+        """Whether the item had ended before the leftover search saw its key (a crash cut its
+        disposal short, or `found` is a duplicate), rather than ending only now."""
+        journaled = self.flow.journal.get(item.id)  # the caller's copy may still carry its claim's time
+        return journaled is None or journaled.updated_at <= found.at
 
     def _locate(self, client: IMAPClient, mid: str) -> int:
         if not mid:

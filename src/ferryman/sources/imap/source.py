@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -54,7 +55,7 @@ from ferryman.item import Candidate, Item, Outcome
 from ferryman.sources.base import Emit, Source
 from ferryman.sources.imap.client import ImapLogin, close_quietly, imap_errors, select_mailbox
 from ferryman.sources.imap.config import ImapSourceConfig
-from ferryman.sources.imap.dispose import Disposer
+from ferryman.sources.imap.dispose import Disposer, Found
 from ferryman.sources.imap.idle import idle_until_news
 from ferryman.sources.imap.mime import header, message_id, safe_name
 from ferryman.sources.imap.search import matching, search_criteria
@@ -87,8 +88,8 @@ class ImapSource(Source[ImapSourceConfig]):
         """UIDNEXT as the last scan saw it."""
         self._swept: int | None = None
         """UIDVALIDITY for which this connection looked for leftovers (see the module docstring)."""
-        self._leftover_at: dict[str, tuple[int, int]] = {}
-        """Key → (UIDVALIDITY, UID) where the last leftover search saw a known mail, for `finalize`."""
+        self._leftover_at: dict[str, Found] = {}
+        """Key → where (and when) the last leftover search saw a known mail, for `finalize`."""
 
     @property
     def disposes(self) -> bool:
@@ -146,6 +147,7 @@ class ImapSource(Source[ImapSourceConfig]):
                                   "mails already handled are recognised by Message-ID",
                                   self.flow.flow, self.where, cursor[0], validity)
         sweep = self.disposes and self._swept != validity
+        began = time.time()
         if sweep:
             self._leftover_at.clear()
         horizon = uidnext - 1 if uidnext else None
@@ -161,9 +163,9 @@ class ImapSource(Source[ImapSourceConfig]):
                 candidates.append(self._candidate(client, validity, mail))
                 offered.append(mail.uid)
             if sweep:
-                candidates += [self._leftover(validity, mail) for mail in known]
+                candidates += [self._leftover(validity, mail, began) for mail in known]
         if sweep:
-            candidates += self._leftovers(client, validity, last)
+            candidates += self._leftovers(client, validity, last, began)
             self._swept = validity
         top = max([last, *uids, *([horizon] if horizon else [])])
         settled = min(offered) - 1 if offered else top
@@ -180,7 +182,7 @@ class ImapSource(Source[ImapSourceConfig]):
             known = self.flow.journal.known(self.flow.flow, [m.key for m in mails])
             yield [m for m in mails if m.key not in known], [m for m in mails if m.key in known]
 
-    def _leftovers(self, client: IMAPClient, validity: int, last: int) -> list[Candidate]:
+    def _leftovers(self, client: IMAPClient, validity: int, last: int, began: float) -> list[Candidate]:
         """Bare candidates for the known mails at or below the cursor `last` (see the module docstring).
 
         Unknown mails there are left alone: the cursor says they were decided on already.
@@ -191,16 +193,19 @@ class ImapSource(Source[ImapSourceConfig]):
         if self.config.after == "seen":
             criteria.append("UNSEEN")  # a seen mail was disposed of already
         uids = sorted(u for u in client.search([*criteria, "UID", f"1:{last}"], charset) if u <= last)
-        return [self._leftover(validity, mail) for _, known in self._sorted(client, uids, structure=False)
-                for mail in known]
+        return [self._leftover(validity, mail, began)
+                for _, known in self._sorted(client, uids, structure=False) for mail in known]
 
-    def _leftover(self, validity: int, mail: Mail) -> Candidate:
+    def _leftover(self, validity: int, mail: Mail, began: float) -> Candidate:
         """A mail whose key the journal knows, offered only so the engine finishes its disposal.
 
         Nothing is fetched for it.  `meta.problem` makes sure it could never run as an item.
+        It may be the item's own mail, or a second mail with the same Message-ID.
         """
-        self._leftover_at[mail.key] = (validity, mail.uid)
         origin = f"mail UID {mail.uid} in {self.config.mailbox}"
+        subject = header(mail.headers, "Subject")
+        named = origin + (f" ({subject[:80]})" if subject else "")
+        self._leftover_at[mail.key] = Found(validity, mail.uid, named, began)
         return Candidate(key=mail.key, files=(), meta={"problem": f"{origin}: offered only to finish its disposal"},
                          order=float(mail.uid), origin=origin)
 
