@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
+from ferryman import logs
+from ferryman.config import LogConfig
 from ferryman.redact import redact, redact_data, redact_url
 
 SIGNED = ("https://exports.example.com:8443/export/777.zip?X-Amz-Algorithm=AWS4-HMAC-SHA256"
@@ -49,3 +54,28 @@ def test_every_string_of_a_document() -> None:
     assert redact_data(document) == {
         "meta": {"url": "https://exports.example.com:8443/export/777.zip?…", "n": "1"},
         "steps": [{"error": "x https://exports.example.com:8443/export/777.zip?…", "bytes": 3}], "ok": None}
+
+
+def test_log_lines_are_redacted_in_files_and_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    logger = logging.getLogger("ferryman")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    try:
+        logs.setup(LogConfig(files={"debug": "debug.log"}), tmp_path, verbose=1)
+        logging.getLogger("ferryman.flow.itrp").info("taking %s from the mail", SIGNED)
+        try:
+            raise ValueError(f"cannot fetch {SIGNED}")
+        except ValueError:
+            logging.getLogger("ferryman").exception("failed")
+    finally:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+        for handler in saved[0]:
+            logger.addHandler(handler)
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+    written = (tmp_path / "logs" / "debug.log").read_text()
+    for text in (written, capsys.readouterr().err):
+        assert "taking https://exports.example.com:8443/export/777.zip?… from the mail" in text
+        assert "ValueError: cannot fetch https://exports.example.com:8443/export/777.zip?…" in text  # the traceback
+        assert "deadbeef" not in text and "AKIAEXAMPLE" not in text

@@ -10,6 +10,7 @@ after success, never twice.
 from __future__ import annotations
 
 import io
+import json
 import signal
 import zipfile
 from pathlib import Path
@@ -36,7 +37,8 @@ def export_mail(export_id: int, url: str) -> bytes:
                 body=f"Hello,\n\nThe export is ready: {url}\n\nITRP").as_bytes()
 
 
-def write_config(folder: Path, server: Dovecot, user: str, https: HttpsServer, extra: str = "") -> Path:
+def write_config(folder: Path, server: Dovecot, user: str, https: HttpsServer, extra: str = "",
+                 flow: str = "") -> Path:
     config = folder / "ferryman.toml"
     config.write_text(f"""
 [ferryman]
@@ -54,7 +56,7 @@ ca_file = "{server.cert}"
 
 [flows.itrp]
 retry = {{ attempts = 2, delay = "100ms" }}
-
+{flow}
 [flows.itrp.source]
 type = "imap"
 connection = "mail"
@@ -206,3 +208,104 @@ def test_a_restart_mid_way_delivers_nothing_twice(dovecot: Dovecot, https_server
     # A step cut off by the crash may run again (steps are idempotent); its outcome exists once.
     assert https_server.requests["/files/restart-777.zip"] <= 2
     assert not list((tmp_path / "out").rglob("*.in_progress"))
+
+
+def signature_of(url: str) -> str:
+    return url.rsplit("X-Amz-Signature=", 1)[1]
+
+
+def assert_hidden(text: str, url: str) -> None:
+    """Neither the signature nor the credential of the pre-signed `url` is in `text`."""
+    assert signature_of(url) not in text
+    assert "AKIAFERRYMANTEST" not in text and "X-Amz" not in text
+
+
+def test_a_signed_link_never_shows_and_still_works_after_a_restart(
+        dovecot: Dovecot, https_server: HttpsServer, tmp_path: Path) -> None:
+    """The export link is pre-signed: no command, log line or notification may show its query string,
+    while the journal keeps it whole for the retry that a new process runs."""
+    user = dovecot.new_user()
+    url = https_server.add_signed("signed-777.zip", export_zip("20240401-people.csv"))
+    redacted = url.split("?", 1)[0] + "?…"
+    https_server.failing.add("signed-777.zip")
+    dovecot.append(user, export_mail(777, url))
+    told = tmp_path / "told.jsonl"
+    config = write_config(tmp_path, dovecot, user, https_server, flow='notify = ["told", "logged"]\n', extra=f"""
+[ferryman.log]
+files = {{ debug = "debug.log" }}
+
+[notify.told]
+type = "command"
+command = ["sh", "-c", "cat >> '{told}'; echo >> '{told}'"]
+
+[notify.logged]
+type = "log"
+""")
+
+    def every_output() -> list[str]:
+        """What each reading command prints (stdout and stderr)."""
+        item_id = json.loads(ferryman("history", "--json", "-c", str(config), check=True).stdout)[0]["id"]
+        outputs = []
+        for args in (["status"], ["status", "--json"], ["history"], ["history", "--json"],
+                     ["show", item_id], ["show", item_id, "--json"]):
+            done = ferryman(*args, "-c", str(config), check=True)
+            outputs.append(done.stdout + done.stderr)
+        return outputs
+
+    failed = ferryman("run", "--once", "-v", "-c", str(config), env=ENV)
+
+    assert failed.returncode == 1
+    assert f"{redacted}: HTTP 503" in failed.stdout + failed.stderr
+    assert_hidden(failed.stdout + failed.stderr, url)
+    for output in every_output():
+        assert_hidden(output, url)
+    (item,) = json.loads(ferryman("history", "--json", "-c", str(config), check=True).stdout)
+    assert item["meta"]["url"] == redacted and item["state"] == "failed"
+    assert f"url = {redacted}" in ferryman("show", item["id"], "-c", str(config), check=True).stdout
+    revealed = ferryman("show", item["id"], "--reveal", "-c", str(config), check=True).stdout
+    assert f"url = {url}" in revealed                                   # the operator who asks sees it whole
+    assert json.loads(ferryman("show", item["id"], "--json", "--reveal", "-c", str(config),
+                               check=True).stdout)["meta"]["url"] == url
+    assert (tmp_path / "state" / "journal.db").stat().st_mode & 0o777 == 0o600
+    (notified,) = json.loads(told.read_text())                          # the command notifier was told …
+    assert notified["error"] == f"{redacted}: HTTP 503 Service Unavailable"
+    assert_hidden(told.read_text(), url)                                # … without the signature
+
+    https_server.failing.discard("signed-777.zip")
+    ferryman("retry", "--flow", "itrp", "--failed", "-c", str(config), check=True, env=ENV)
+    done = ferryman("run", "--once", "-v", "-c", str(config), env=ENV)   # a new process: the URL comes from the journal
+
+    assert done.returncode == 0, done.stderr
+    assert files_under(tmp_path / "out") == {"people/20240401-people.csv": REWRITTEN}  # the signature was accepted
+    assert archived(dovecot, user) == ["777"]
+    assert_hidden(done.stdout + done.stderr, url)
+    for output in every_output():
+        assert_hidden(output, url)
+    log = (tmp_path / "state" / "logs" / "debug.log").read_text()
+    assert f"{redacted}: HTTP 503" in log and "moved to Archive" in log
+    assert "cut short" not in log                                        # a retry, not a crash
+    assert_hidden(log, url)
+
+
+def test_a_signed_download_cut_off_by_a_crash_resumes_with_the_whole_link(
+        dovecot: Dovecot, https_server: HttpsServer, tmp_path: Path) -> None:
+    user = dovecot.new_user()
+    url = https_server.add_signed("crash-777.zip", export_zip("20240402-people.csv"))
+    slow = url.replace("/files/", "/slow/")
+    dovecot.append(user, export_mail(777, slow))
+    config = write_config(tmp_path, dovecot, user, https_server)
+    https_server.pause = 30.0
+    try:
+        daemon = start_ferryman("run", "-v", "-c", str(config), env=ENV)
+        wait_for(lambda: https_server.requests["/slow/crash-777.zip"] >= 1, timeout=30)
+        daemon.send_signal(signal.SIGKILL)           # a crash in the middle of the signed download
+        daemon.communicate(timeout=10)
+    finally:
+        https_server.pause = 0.0
+    assert_hidden("".join(daemon.output()), slow)
+
+    done = ferryman("run", "--once", "-v", "-c", str(config), env=ENV)
+
+    assert done.returncode == 0, done.stderr
+    assert files_under(tmp_path / "out") == {"people/20240402-people.csv": REWRITTEN}
+    assert_hidden(done.stdout + done.stderr, slow)

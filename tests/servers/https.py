@@ -4,6 +4,8 @@ Paths:
 
 - ``/files/NAME`` — a file registered with `HttpsServer.add` (Content-Length set);
   a name listed in `HttpsServer.failing` answers 503 instead, `HttpsServer.requests` counts hits;
+  one registered with `HttpsServer.add_signed` answers 403 (here and under ``/slow/``) unless
+  the request carries its signature (``?…&X-Amz-Signature=…``, like an S3 pre-signed link);
 - ``/missing`` — 404; ``/error`` — 500;
 - ``/hang`` — accepts and never answers (until the server stops);
 - ``/redirect/N/NAME`` — N redirects, then ``/files/NAME``; ``/to?url=URL`` — one redirect to URL;
@@ -19,6 +21,7 @@ Fixture: ``https_server`` (one per session).  ``url(path)`` is the HTTPS URL,
 from __future__ import annotations
 
 import contextlib
+import secrets
 import ssl
 import threading
 import time
@@ -48,8 +51,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._route(owner, path, query)
 
     def _route(self, owner: HttpsServer, path: str, query: dict[str, str]) -> None:
+        name = path.removeprefix("/files/").removeprefix("/slow/")
+        if path.startswith(("/files/", "/slow/")) and name in owner.signatures \
+                and query.get("X-Amz-Signature") != owner.signatures[name]:
+            return self._send(403, b"SignatureDoesNotMatch")
         if path.startswith("/files/"):
-            name = path.removeprefix("/files/")
             if name in owner.failing:
                 return self._send(503, b"busy, try later")
             if name not in owner.files:
@@ -132,6 +138,8 @@ class HttpsServer:
         self.cert, self.key = make_cert(folder)
         self.files: dict[str, bytes] = {}
         self.failing: set[str] = set()
+        self.signatures: dict[str, str] = {}
+        """Name → the X-Amz-Signature a request for ``/files/NAME`` must carry."""
         self.pause = 0.0
         """Seconds ``/slow/NAME`` pauses in the middle of the body."""
         self.requests: Counter[str] = Counter()
@@ -155,6 +163,16 @@ class HttpsServer:
         """Serve `data` at ``/files/NAME``; returns its HTTPS URL."""
         self.files[name] = data
         return self.url(f"/files/{name}")
+
+    def add_signed(self, name: str, data: bytes) -> str:
+        """Serve `data` at ``/files/NAME`` to requests with the right signature only; returns the
+        pre-signed URL (an S3-style query string with a fresh signature and a fake credential)."""
+        signature = secrets.token_hex(32)
+        self.signatures[name] = signature
+        query = ("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAFERRYMANTEST%2F20240131%2Feu-west-1"
+                 "%2Fs3%2Faws4_request&X-Amz-Date=20240131T020000Z&X-Amz-Expires=604800&X-Amz-SignedHeaders=host"
+                 f"&X-Amz-Signature={signature}")
+        return f"{self.add(name, data)}?{query}"
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"https://{host}:{self.port}{path}"
