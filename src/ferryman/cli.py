@@ -63,17 +63,30 @@ def main() -> None:
     """Carry scheduled data exports from where they arrive to where they are needed, exactly once."""
 
 
-@main.command()
+@main.command(epilog="itrp: everything else (mailbox, archive, unzip, sub_dirs, the csv_* options, the download "
+                     "step's ca_file, notifications) is written into the file, commented where it is off; "
+                     "docs/migrating-from-itrp.md maps every option of the old monitor.")
 @click.argument("template", default="folder")
-@click.option("--output", "-o", default="ferryman.toml", show_default=True, help="File to write ('-' for stdout).")
+@click.option("--output", "-o", metavar="FILE", default="ferryman.toml", show_default=True,
+              help="File to write ('-' for stdout).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-@click.option("--export-id", "export_ids", type=int, multiple=True, help="itrp: an export id to pick up (repeatable).")
-@click.option("--email", help="itrp: the mailbox address the exports are sent to.")
-@click.option("--to", help="itrp: folder to store exports in.")
-@click.option("--ftp", help="itrp: FTP host to upload exports to.")
-@click.option("--ftp-dir", help="itrp: folder on the FTP host.")
+@click.option("--export-id", "export_ids", metavar="ID", type=int, multiple=True,
+              help='itrp: an export id to pick up (repeatable); becomes the imap source\'s '
+                   'match.headers."X-ITRP-ExportID" list (the old export.ids).')
+@click.option("--email", metavar="ADDRESS",
+              help="itrp: the mailbox the exports are sent to; becomes [connections.mail] user "
+                   "(the old imap_user_name; the password is read from $FERRYMAN_IMAP_PASSWORD).")
+@click.option("--to", metavar="FOLDER",
+              help="itrp: folder to store exports in; becomes the first deliver step's to "
+                   "(the old to; default /tmp/exports).")
+@click.option("--ftp", metavar="HOST",
+              help="itrp: FTP host to upload exports to; becomes [connections.ftp] host and a second "
+                   "deliver step (the old to_ftp).")
+@click.option("--ftp-dir", metavar="DIR",
+              help='itrp: folder on the FTP host; becomes that second deliver step\'s to = "ftp://ftp/DIR" '
+                   "(the old to_ftp_dir).")
 def init(template: str, output: str, force: bool, **options: Any) -> None:
-    """Write a commented starter config (templates: folder, itrp, …)."""
+    """Write a commented starter config (templates: folder, itrp)."""
     from ferryman.presets import PRESETS
 
     preset = PRESETS.get(template)

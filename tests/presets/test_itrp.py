@@ -46,6 +46,7 @@ def test_init_itrp_writes_a_config_that_checks(tmp_path: Path) -> None:
     (["--email", "a@example.com"], "--export-id"),
     (["--export-id", "777"], "--email"),
     (["--export-id", "777", "--email", "not-an-address"], "--email"),
+    (["--export-id", "777", "--email", "a@example.com", "--ftp-dir", "x"], "--ftp HOST"),
 ])
 def test_init_itrp_needs_ids_and_an_address(tmp_path: Path, args: list[str], message: str) -> None:
     done = ferryman("init", "itrp", *args, "--output", "f.toml", cwd=tmp_path)
@@ -102,3 +103,52 @@ def test_each_csv_of_a_zip_gets_its_own_export_type(tmp_path: Path) -> None:
     assert ctx.values(files[0])["meta"].export_type == "people"
     assert ctx.values(files[1])["meta"].export_type == "sites"
     assert "export_type" not in item.meta          # the files disagree: no item-wide value
+
+
+def test_init_itrp_help_names_the_config_key_of_every_option(tmp_path: Path) -> None:
+    """Each option's help names where it lands, and the config written with it has it there."""
+    shown = " ".join(ferryman("init", "itrp", "--help", check=True).stdout.split())
+    becomes = {
+        "--export-id ID": 'the imap source\'s match.headers."X-ITRP-ExportID" list',
+        "--email ADDRESS": "[connections.mail] user",
+        "--to FOLDER": "the first deliver step's to",
+        "--ftp HOST": "[connections.ftp] host and a second deliver step",
+        "--ftp-dir DIR": 'that second deliver step\'s to = "ftp://ftp/DIR"',
+    }
+    import click
+
+    from ferryman.cli import init
+
+    template_options = {o.opts[0] for o in init.params if isinstance(o, click.Option)} - {"--output", "--force"}
+    assert template_options == {option.split()[0] for option in becomes}   # every option is in the table
+    for option, key in becomes.items():
+        assert option in shown and f"becomes {key}" in shown, option
+    assert "ca_file" in shown                         # and where the rest is
+
+    ferryman("init", "itrp", "--export-id", "777", "--export-id", "779", "--email", "me@example.com",
+             "--to", "/srv/in", "--ftp", "ftp.example.com", "--ftp-dir", "drop/here", "-o", "f.toml",
+             cwd=tmp_path, check=True)
+    (flow,) = config_module.load(tmp_path / "f.toml").config.flows.values()
+    connections = config_module.load(tmp_path / "f.toml").config.connections
+    assert flow.source.match.headers == {"X-ITRP-ExportID": ["777", "779"]}  # type: ignore[attr-defined]
+    assert connections["mail"].user == "me@example.com"  # type: ignore[union-attr]
+    delivers = [s for s in flow.steps if s.type == "deliver"]
+    assert delivers[0].to == "/srv/in"  # type: ignore[attr-defined]
+    assert connections["ftp"].host == "ftp.example.com"  # type: ignore[union-attr]
+    assert delivers[1].to == "ftp://ftp/drop/here"  # type: ignore[attr-defined]
+
+
+def test_init_itrp_shows_ca_file_for_a_corporate_tls_proxy(tmp_path: Path) -> None:
+    text = render_itrp([777], "exports@example.com")
+    (line,) = [line for line in text.splitlines() if "ca_file" in line]
+    assert line.startswith("# ca_file = ")
+    assert "corporate TLS proxy" in text
+    # Uncommented, it is the download step's ca_file.
+    import tomllib
+
+    config = config_module.validate(tomllib.loads(text.replace(line, line.removeprefix("# "))))
+    (flow,) = config.flows.values()
+    (download,) = [s for s in flow.steps if s.type == "download"]
+    assert download.ca_file == "/usr/local/share/ca-certificates/corporate-proxy-ca.pem"  # type: ignore[attr-defined]
+    doc = (Path(__file__).parents[2] / "docs" / "migrating-from-itrp.md").read_text()
+    assert "## Behind a corporate TLS proxy" in doc and 'ca_file = "/usr/local/share/ca-certificates/' in doc

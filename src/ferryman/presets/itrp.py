@@ -43,6 +43,8 @@ def render_itrp(export_ids: Sequence[int] = (), email: str = "", to: str = "/tmp
         raise ValueError("give the mailbox address the exports are sent to with --email ADDRESS")
     if csv_quote_char is not None and len(csv_quote_char) != 1:
         raise ValueError("csv_quote_char is one character")
+    if ftp_dir and not ftp:
+        raise ValueError("--ftp-dir is a folder on the FTP host: give that host with --ftp HOST")
     if not unzip and (csv_col_sep or csv_row_sep or csv_quote_char or csv_replace_newlines):
         raise ValueError("CSV options need unzip (ITRP exports are zipped CSV files)")
     ids_text = ", ".join(str(i) for i in ids)
@@ -98,6 +100,9 @@ after = {{ move = {_q(archive)} }}   # imap_archive; only mails that were proces
 [[flows.{flow}.steps]]
 type = "download"           # streamed to disk, https only
 # allowed_hosts = ["*.itrp.com", "*.4me.com"]
+# Behind a corporate TLS proxy (one that inspects HTTPS and re-signs it with the company's own CA),
+# trust that CA's certificate (PEM; a relative path is relative to this file):
+# ca_file = "/usr/local/share/ca-certificates/corporate-proxy-ca.pem"
 ''')
     if unzip:
         parts.append(f'''
