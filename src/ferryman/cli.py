@@ -228,6 +228,7 @@ def _summary(items: list[Item], delivered: dict[str, list[str]]) -> None:
 def status(config_path: str | None, as_json: bool) -> None:
     """Flows, backlog, failures and paused flows."""
     from ferryman.daemon import running_pid
+    from ferryman.expect import overdue
 
     loaded = load(config_path)
     with journal_of(loaded) as journal:
@@ -237,6 +238,8 @@ def status(config_path: str | None, as_json: bool) -> None:
         failed_steps = {i.id: journal.steps(i.id) for i in failed} if as_json else {}
         schedules = {name: _schedule_status(journal, name, flow.source)
                      for name, flow in loaded.config.flows.items() if flow.source.type == "schedule"}
+        late = {name: alert for name, flow in loaded.config.flows.items()
+                if flow.expect is not None and (alert := overdue(journal, name)) is not None}
     pid = running_pid(loaded.root)
     states = [str(s) for s in State]
     if as_json:
@@ -244,7 +247,9 @@ def status(config_path: str | None, as_json: bool) -> None:
             "daemon": {"running": pid is not None, "pid": pid},
             "flows": {name: {"states": {s: counts.get(name, {}).get(s, 0) for s in states},
                              "paused": paused.get(name),
-                             **({"schedule": schedules[name]} if name in schedules else {})}
+                             **({"schedule": schedules[name]} if name in schedules else {}),
+                             **({"overdue": {"since": late[name].meta.get("window_end"), "item": late[name].id,
+                                             "expected": late[name].origin}} if name in late else {})}
                       for name in loaded.config.flows},
             "recent_failures": [display.item_dict(i, failed_steps[i.id]) for i in failed],
         })
@@ -255,6 +260,8 @@ def status(config_path: str | None, as_json: bool) -> None:
         c = counts.get(name, {})
         note = "paused: " + display.short(paused[name], 50) if name in paused else (
             "" if flow.enabled else "disabled")
+        if name in late:
+            note = f"OVERDUE since {late[name].meta.get('window_end')}" + (f"; {note}" if note else "")
         rows.append((name, *(str(c.get(s, 0)) for s in states), note))
     display.table(None, ("flow", *states, ""), rows)
     if schedules:
@@ -276,7 +283,7 @@ def _schedule_status(journal: Journal, flow: str, source: Any) -> dict[str, str 
     last = next(iter(journal.history(flow, None, 1)), None)
     return {"last_tick": last.meta.get("tick") if last else None, "last_state": str(last.state) if last else None,
             "last_item": last.id if last else None,
-            "next_tick": iso(Clock(source, zone).after(datetime.now(zone))), "zone": name}
+            "next_tick": iso(Clock(source.cron, source.every, zone).after(datetime.now(zone))), "zone": name}
 
 
 @main.command()

@@ -28,6 +28,7 @@ from ferryman.notify import NOTIFIERS, NotifierConfig
 from ferryman.retry import RetryConfig
 from ferryman.secrets import Secret
 from ferryman.sources import SOURCES, SourceConfig
+from ferryman.sources.schedule.config import ExpectConfig
 from ferryman.steps import STEPS, StepConfig
 from ferryman.units import Duration
 
@@ -100,6 +101,9 @@ class FlowConfig(Model):
     notify_window: Duration = Field(
         60.0, description="Failures within this window after the first are grouped into one digest."
     )
+    expect: ExpectConfig | None = Field(
+        None, description="An item must succeed in every window, e.g. { cron = '0 7 * * 1-5', within = '2h' }: "
+        "else one alert, `status` shows the flow overdue, and a recovery notice follows.")
 
 
 class Config(Model):

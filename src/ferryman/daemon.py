@@ -226,6 +226,7 @@ class Daemon:
                                                  error=describe(exc)))
                 continue
             found += len(engine.offer(name, candidates))
+        engine.check_expectations()
         if self.progress:
             self.progress(found + resumed, None)
         engine.wait_idle(self.stop)

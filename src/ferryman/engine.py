@@ -27,6 +27,8 @@ from typing import Any
 
 from ferryman.config import FlowConfig, LoadedConfig
 from ferryman.errors import JournalError, PermanentError, StepTimeout, describe
+from ferryman.expect import PREFIX as EXPECT_PREFIX
+from ferryman.expect import Expectation, overdue
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, Outcome, State, StepRun
 from ferryman.journal.base import Journal, LeaseLost
@@ -34,6 +36,7 @@ from ferryman.notify import NOTIFIERS, Failure
 from ferryman.notify.hub import NotifyHub
 from ferryman.retry import RetryPolicy
 from ferryman.sources import SOURCES, Source
+from ferryman.sources.schedule.config import ScheduleSourceConfig
 from ferryman.steps import STEPS, Step, StepContext
 from ferryman.transports import TransportPool
 from ferryman.transports.local import make_durable
@@ -99,6 +102,13 @@ class Engine:
         paused = journal.paused()
         for name, flow in self.flows.items():
             flow.paused = name in paused
+        self.expectations = {
+            name: Expectation(name, flow.config.expect, journal,
+                              flow.config.source if isinstance(flow.config.source, ScheduleSourceConfig) else None)
+            for name, flow in self.flows.items() if flow.config.expect is not None}
+        for name in self.expectations:
+            if overdue(journal, name) is not None:
+                self.hub.failing(name)  # overdue before a restart: the next success still sends the recovery
 
     def _build(self, loaded: LoadedConfig, name: str, config: FlowConfig) -> Flow:
         context = FlowContext(flow=name, root=self.root, config_dir=loaded.base_dir,
@@ -201,7 +211,20 @@ class Engine:
             for name, runtime in self.flows.items():
                 runtime.paused = name in paused
         self.hub.tick()
+        self.check_expectations()
         self._dispatch()
+
+    def check_expectations(self) -> None:
+        """Journal (and so notify) the ``expect`` windows that closed without a success."""
+        now = time.time()
+        for name, expectation in self.expectations.items():
+            try:
+                alerts = expectation.due(now)
+            except JournalError as exc:
+                log.warning("%s: could not check its expect window: %s", name, exc)
+                continue
+            if alerts:
+                self.offer(name, alerts)
 
     def refresh(self) -> None:
         """Also look for items queued by other processes (`ferryman retry`)."""
@@ -254,6 +277,12 @@ class Engine:
             self._dispatch()
 
     def _run(self, flow: Flow, item: Item) -> None:
+        if item.key.startswith(EXPECT_PREFIX):  # `ferryman retry` on an overdue alert acknowledges it
+            item.state, item.error, item.next_attempt_at = State.DONE, None, None
+            log.info("%s: %s: acknowledged", flow.name, item.origin)
+            self.journal.finish(item)
+            self._finished(flow, item)
+            return
         work = self.root / "work" / item.id
         if item.step == 0:
             missing = [p for p in item.files if not p.exists()]

@@ -56,6 +56,12 @@ class NotifyHub:
             else:
                 state.pending.append(failure)
 
+    def failing(self, flow: str) -> None:
+        """Mark a flow as failing without telling anyone (it was told before a restart): its
+        next success sends the recovery notice."""
+        with self._lock:
+            self._state.setdefault(flow, _FlowState()).failing = True
+
     def succeeded(self, flow: str) -> None:
         with self._lock:
             state = self._state.get(flow)

@@ -123,3 +123,31 @@ class ScheduleSourceConfig(SourceConfig):
         if (self.cron is None) == (self.every is None):
             raise ValueError("give either cron or every (exactly one)")
         return self
+
+
+class ExpectConfig(Model):
+    """``expect = { cron = "0 7 * * 1-5", within = "2h" }``: an item of the flow must succeed in
+    every window (07:00 to 09:00 each weekday); else the flow's notifiers hear once, ``status``
+    shows the flow overdue, and a recovery notice follows the next success."""
+
+    cron: str | None = Field(None, description="When each window opens (five cron fields or @daily …).")
+    every: Duration | None = Field(None, gt=0, description="Or: a window opens this often ('15m').")
+    within: Duration = Field(gt=0, description="How long each window stays open ('2h').")
+    timezone: str | None = Field(None, description="Zone of cron's times (default: the flow's schedule "
+                                 "zone, else the machine's).")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else cron_fields(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else zone_name(value)
+
+    @model_validator(mode="after")
+    def _one_clock(self) -> ExpectConfig:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("give either cron or every (exactly one)")
+        return self

@@ -62,7 +62,7 @@ class ScheduleSource(Source[ScheduleSourceConfig]):
     def __init__(self, config: ScheduleSourceConfig, flow: FlowContext) -> None:
         super().__init__(config, flow)
         self.zone, self.zone_name = zone_of(config)
-        self.clock = Clock(config, self.zone)
+        self.clock = Clock(config.cron, config.every, self.zone)
         self.only_each: list[str] | None = None
         """``run --each``: only these ``for_each`` values."""
         self.now: Callable[[], float] = time.time

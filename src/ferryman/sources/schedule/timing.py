@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ferryman.sources.schedule.config import ScheduleSourceConfig
+from ferryman.sources.schedule.config import ExpectConfig, ScheduleSourceConfig
 
 
 def machine_zone() -> tuple[tzinfo, str]:
@@ -50,8 +50,8 @@ def machine_zone() -> tuple[tzinfo, str]:
         return UTC, "UTC"
 
 
-def zone_of(config: ScheduleSourceConfig) -> tuple[tzinfo, str]:
-    """The flow's zone and its name."""
+def zone_of(config: ScheduleSourceConfig | ExpectConfig) -> tuple[tzinfo, str]:
+    """The zone of a schedule (or of an ``expect`` window) and its name."""
     return (ZoneInfo(config.timezone), config.timezone) if config.timezone else machine_zone()
 
 
@@ -63,9 +63,9 @@ def _repeated(local: datetime) -> bool:
 class Clock:
     """The ticks of one schedule, as aware datetimes in its zone."""
 
-    def __init__(self, config: ScheduleSourceConfig, zone: tzinfo) -> None:
-        self.cron = config.cron
-        self.every = config.every
+    def __init__(self, cron: str | None, every: float | None, zone: tzinfo) -> None:
+        self.cron = cron
+        self.every = every
         self.zone = zone
 
     def after(self, instant: datetime) -> datetime:
