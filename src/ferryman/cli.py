@@ -22,6 +22,7 @@ from ferryman.config import LoadedConfig
 from ferryman.errors import ConfigError, FerrymanError, describe
 from ferryman.item import Item, State
 from ferryman.journal import Journal, open_journal
+from ferryman.redact import redact
 from ferryman.units import parse_duration
 
 
@@ -213,9 +214,9 @@ def _summary(items: list[Item], delivered: dict[str, list[str]]) -> None:
         if item.state == State.DONE:
             where = delivered.get(item.id, [])
             target = f" → {', '.join(where)}" if where else ""
-            click.echo(f"done     {item.flow}: {item.origin}{target}")
+            click.echo(redact(f"done     {item.flow}: {item.origin}{target}"))
         else:
-            click.echo(f"{item.state!s:8} {item.flow}: {item.origin}: {item.error}")
+            click.echo(redact(f"{item.state!s:8} {item.flow}: {item.origin}: {item.error}"))
     counts: dict[str, int] = {}
     for item in items:
         counts[str(item.state)] = counts.get(str(item.state), 0) + 1
@@ -380,14 +381,14 @@ def why(config_path: str | None, path: str) -> None:
                 if reason is None:
                     continue
                 answered = True
-                click.echo(f"{name}: {reason}")
+                click.echo(redact(f"{name}: {reason}"))
                 key_of = getattr(flow.source, "key_of", None)
                 key = key_of(target) if key_of else None
                 item = journal.find(name, key) if key else None
                 if item is not None:
                     detail = f": {item.error}" if item.error else ""
-                    click.echo(f"{name}: journal: item {item.id} is {item.state}{detail} "
-                               f"(`ferryman show {item.id}`)")
+                    click.echo(redact(f"{name}: journal: item {item.id} is {item.state}{detail} "
+                                      f"(`ferryman show {item.id}`)"))
                 elif key:
                     click.echo(f"{name}: journal: not seen yet in its current form")
         finally:
