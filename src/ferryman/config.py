@@ -353,6 +353,8 @@ def _reference_problems(config: Config) -> Iterator[str]:
             for key, value in part:
                 # Only values that start like a URL (a regex such as 'https?://…' is not a location).
                 if isinstance(value, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+                    if re.match(r"(?i)https?://", value):
+                        continue  # a web address (download, webhook), not a place of the transports
                     try:
                         location = parse_location(value)
                     except ValueError as exc:

@@ -18,6 +18,7 @@ import pytest
 
 from journal.backends import Backend
 from journal.test_postgres import schema_url
+from servers.https import HttpsServer
 from support import FERRYMAN, ferryman, wait_for
 
 FLOW = """
@@ -196,3 +197,37 @@ def test_check_names_the_key_of_a_bad_schedule(tmp_path: Path, schedule: str, me
     done = ferryman("check", cwd=tmp_path)
     assert done.returncode == 2
     assert message in done.stdout + done.stderr
+
+
+def test_a_monthly_download_of_an_unchanged_file_delivers_nothing_and_says_so(
+        https_server: HttpsServer, tmp_path: Path) -> None:
+    url = https_server.add("rates.csv", b"code,rate\nCAD,1.0\n")
+    (tmp_path / "ferryman.toml").write_text(f"""
+[ferryman]
+root = "state"
+
+[flows.rates.source]
+type = "schedule"
+cron = "@monthly"
+
+[[flows.rates.steps]]
+type = "download"
+url = "{url}"
+ca_file = "{https_server.cert}"
+if_changed = true
+
+[[flows.rates.steps]]
+type = "deliver"
+to = "out/{{now:%Y-%m}}"
+""")
+    first = ferryman("run", "--once", "--now", cwd=tmp_path, check=True)
+    assert "done" in first.stdout and len(list((tmp_path / "out").rglob("rates.csv"))) == 1
+    second = ferryman("run", "--once", "--now", cwd=tmp_path, check=True)
+    assert https_server.not_modified["rates.csv"] == 1
+    assert "skipped" in second.stdout and "not modified since the download of item" in second.stdout
+    assert len(list((tmp_path / "out").rglob("*"))) == 2  # still the one month folder and its one file
+    https_server.add("rates.csv", b"code,rate\nCAD,1.1\n")  # a new version: downloaded again
+    third = ferryman("run", "--once", "--now", cwd=tmp_path, check=True)
+    assert "done" in third.stdout
+    states = [i["state"] for i in history(tmp_path)]
+    assert sorted(states) == ["done", "done", "skipped"]

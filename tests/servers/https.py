@@ -21,6 +21,7 @@ Fixture: ``https_server`` (one per session).  ``url(path)`` is the HTTPS URL,
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets
 import ssl
 import threading
@@ -60,7 +61,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(503, b"busy, try later")
             if name not in owner.files:
                 return self._send(404, b"not found")
-            return self._send(200, owner.files[name])
+            etag = '"' + hashlib.sha256(owner.files[name]).hexdigest()[:16] + '"'
+            if self.headers.get("If-None-Match") == etag:  # what a real server does for an unchanged file
+                owner.not_modified[name] += 1
+                return self._send(304, b"", {"ETag": etag})
+            return self._send(200, owner.files[name], {"ETag": etag, "Last-Modified": "Mon, 05 Jan 2026 08:00:00 GMT"})
         if path.startswith("/slow/"):
             return self._slow(owner, path.removeprefix("/slow/"))
         if path == "/missing":
@@ -143,6 +148,8 @@ class HttpsServer:
         self.pause = 0.0
         """Seconds ``/slow/NAME`` pauses in the middle of the body."""
         self.requests: Counter[str] = Counter()
+        self.not_modified: Counter[str] = Counter()
+        """Name → how many requests for ``/files/NAME`` were answered 304 (If-None-Match matched)."""
         self.stopping = threading.Event()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert, self.key)

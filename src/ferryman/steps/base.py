@@ -95,6 +95,9 @@ class StepResult:
     files: list[Path] | None = None
     meta: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    skip: str | None = None
+    """End the item here, as skipped with this reason: nothing is left to do (a download that has
+    not changed since the last one).  The rest of the steps do not run."""
 
 
 C = TypeVar("C", bound=StepConfig)

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from ferryman import templates
 from ferryman.errors import FerrymanError, PermanentError, TransientError, UnsafeInput
-from ferryman.item import Item
+from ferryman.item import Item, State
 from ferryman.redact import redact, redact_url
 from ferryman.sources.imap.mime import safe_name
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
@@ -52,6 +52,16 @@ class DownloadConfig(StepConfig):
     verify: bool = Field(True, description="Check the server's certificate (turning this off is unsafe).")
     mode: Literal["replace", "add"] = Field(
         "replace", description="The downloaded file replaces the item's files, or is added to them.")
+    if_changed: bool = Field(
+        False, description="Send the ETag / Last-Modified of the flow's last successful download of this "
+        "URL (kept in the journal); when the server answers 304 Not Modified, the item ends as skipped "
+        "('not modified since …') and nothing is delivered. For a fixed url on a schedule.")
+
+
+ETAG = "download_etag"
+MODIFIED = "download_last_modified"
+SOURCE_URL = "download_url"
+"""Meta keys of a download: its validators, and the (redacted) URL they belong to."""
 
 
 @contextmanager
@@ -81,10 +91,28 @@ class DownloadStep(Step[DownloadConfig]):
         url = templates.render(self.config.url, ctx.values()).strip()
         if not url:
             raise PermanentError("no URL to download (the item's meta.url is empty)")
-        target = self._download(url, ctx.work_dir)
+        last = self._last_download(url) if self.config.if_changed else None
+        validators = {k: last.meta[k] for k in (ETAG, MODIFIED) if k in last.meta} if last else {}
+        target, seen = self._download(url, ctx.work_dir, validators)
+        if target is None:
+            assert last is not None
+            return StepResult(files=[], outputs={"downloaded": None, "not_modified": redact_url(url)},
+                              skip=f"{redact_url(url)} not modified since the download of item {last.id}")
         files = [*item.files, target] if self.config.mode == "add" else [target]
-        return StepResult(files=files, meta={"download_name": target.name},
+        meta = {"download_name": target.name}
+        if self.config.if_changed:  # the validators ride with the item: kept once it succeeds
+            meta.update({k: v for k, v in seen.items() if v}, **{SOURCE_URL: redact_url(url)})
+        return StepResult(files=files, meta=meta,
                           outputs={"downloaded": redact_url(url), "bytes": target.stat().st_size})
+
+    def _last_download(self, url: str) -> Item | None:
+        """The flow's newest done item that downloaded `url` with validators: they are kept in its
+        meta, so they count only once everything after the download succeeded."""
+        shown = redact_url(url)
+        for done in self.flow.journal.history(self.flow.flow, State.DONE, 100):
+            if done.meta.get(SOURCE_URL) == shown and (ETAG in done.meta or MODIFIED in done.meta):
+                return done
+        return None
 
     def _check(self, url: str) -> None:
         parts = urlsplit(url)
@@ -103,7 +131,14 @@ class DownloadStep(Step[DownloadConfig]):
         cafile = str(self.flow.resolve(self.config.ca_file)) if self.config.ca_file else None
         return client_context(cafile, self.config.verify)
 
-    def _download(self, url: str, work_dir: Path) -> Path:
+    def _download(self, url: str, work_dir: Path,
+                  validators: dict[str, str]) -> tuple[Path | None, dict[str, str]]:
+        """The downloaded file and the response's validators; (None, {}) on 304 Not Modified."""
+        headers = {"User-Agent": "ferryman", "Accept-Encoding": "identity"}
+        if ETAG in validators:
+            headers["If-None-Match"] = validators[ETAG]
+        if MODIFIED in validators:
+            headers["If-Modified-Since"] = validators[MODIFIED]
         for _ in range(self.config.max_redirects + 1):
             self._check(url)
             with http_errors(url):
@@ -111,8 +146,10 @@ class DownloadStep(Step[DownloadConfig]):
                 try:
                     parts = urlsplit(url)
                     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-                    conn.request("GET", path, headers={"User-Agent": "ferryman", "Accept-Encoding": "identity"})
+                    conn.request("GET", path, headers=headers)
                     response = conn.getresponse()
+                    if response.status == 304 and validators:
+                        return None, {}
                     if response.status in (301, 302, 303, 307, 308):
                         location = response.getheader("Location")
                         if not location:
@@ -120,7 +157,8 @@ class DownloadStep(Step[DownloadConfig]):
                         url = urljoin(url, location)
                         continue
                     self._status(url, response)
-                    return self._save(url, response, work_dir)
+                    seen = {ETAG: response.getheader("ETag") or "", MODIFIED: response.getheader("Last-Modified") or ""}
+                    return self._save(url, response, work_dir), seen
                 finally:
                     conn.close()
         raise PermanentError(f"{redact_url(url)}: more than {self.config.max_redirects} redirects")
