@@ -231,3 +231,41 @@ to = "out/{{now:%Y-%m}}"
     assert "done" in third.stdout
     states = [i["state"] for i in history(tmp_path)]
     assert sorted(states) == ["done", "done", "skipped"]
+
+
+def test_a_nightly_sql_procedure_per_database(pg_backend: Backend, pg_database: str, tmp_path: Path) -> None:
+    """CIOC's nightly maintenance: a stored procedure called per for_each value, on the real PostgreSQL;
+    the rows affected are journaled, and an SQL error fails the item with the server's message."""
+    schema = pg_backend.execute("SELECT current_schema()")[0][0]
+    pg_backend.execute(f"CREATE TABLE {schema}.runs (db text, at timestamptz default now())")
+    url = schema_url(pg_database, schema)
+    (tmp_path / "ferryman.toml").write_text("""
+[ferryman]
+root = "state"
+
+[connections.db]
+type = "postgres"
+dsn = { env = "NIGHTLY_DSN" }
+
+[flows.nightly.source]
+type = "schedule"
+cron = "0 3 * * 2-6"
+for_each = ["cioc_a", "cioc_b"]
+
+[[flows.nightly.steps]]
+type = "sql"
+connection = "db"
+statement = "INSERT INTO runs (db) VALUES (%(db)s)"
+params = { db = "{meta.each}" }
+""")
+    env = {"NIGHTLY_DSN": url}
+    done = ferryman("run", "--once", "--now", cwd=tmp_path, env=env, check=True)
+    assert "2 done" in done.stdout
+    assert sorted(r[0] for r in pg_backend.execute(f"SELECT db FROM {schema}.runs")) == ["cioc_a", "cioc_b"]
+    shown = json.loads(ferryman("history", "--json", cwd=tmp_path, env=env, check=True).stdout)
+    assert {s["outputs"]["rows_affected"] for i in shown for s in i["steps"]} == {1}  # type: ignore[index]
+    (tmp_path / "ferryman.toml").write_text((tmp_path / "ferryman.toml").read_text().replace("runs (db)", "nope (db)"))
+    failed = ferryman("run", "--once", "--now", "--each", "cioc_a", cwd=tmp_path, env=env)
+    assert failed.returncode == 1
+    assert 'relation "nope" does not exist' in failed.stdout
+    assert url not in failed.stdout + failed.stderr

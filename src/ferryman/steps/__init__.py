@@ -17,6 +17,7 @@ from ferryman.steps.gzip import GzipStep
 from ferryman.steps.meta import MetaStep
 from ferryman.steps.python import PythonStep
 from ferryman.steps.rename import RenameStep
+from ferryman.steps.sql import SqlStep
 from ferryman.steps.unzip import UnzipStep
 from ferryman.steps.zip import ZipStep
 
@@ -35,6 +36,7 @@ STEPS: dict[str, type[Step[Any]]] = {
     "command": CommandStep,
     "python": PythonStep,
     "csv": CsvStep,
+    "sql": SqlStep,
 }
 """Every step type, by its config ``type`` key."""
 

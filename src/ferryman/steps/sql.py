@@ -1,0 +1,100 @@
+"""``sql``: run a statement (or a stored procedure) on a ``postgres`` connection.
+
+For scheduled maintenance, such as CIOC's nightly procedure:
+``statement = "CALL nightly_maintenance(%(db)s)"``, with ``params = { db = "{meta.each}" }``.
+
+- The statement is fixed text. Values reach it only as ``params``: templates rendered per
+  item and passed to psycopg as query parameters, never pasted into the SQL.
+- ``database`` (a template) picks the database on the connection's server.
+- The rows affected or returned are journaled in the step's outputs.
+- The connection string is a secret. Errors name the server's message, never the DSN.
+- A lost connection is retried; an SQL error fails the item.
+- The step's ``timeout`` is also the statement's (``statement_timeout``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from ferryman import templates
+from ferryman.connections import PostgresConnection
+from ferryman.errors import PermanentError, TransientError
+from ferryman.item import Item
+from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
+
+
+class SqlConfig(StepConfig):
+    """Run one SQL statement on a PostgreSQL database, in one transaction."""
+
+    type: Literal["sql"]
+    connection: str = Field(description="Name of a [connections.NAME] of type postgres.")
+    database: str | None = Field(None, description="Database to connect to (a template, e.g. '{meta.each}'); "
+                                 "default: the connection's own.")
+    statement: str = Field(description="The SQL, e.g. 'CALL nightly_maintenance()'; values only through "
+                           "params (%(name)s placeholders).")
+    params: dict[str, str] = Field(default_factory=dict, description="name → template of each %(name)s "
+                                   "parameter, e.g. { db = '{meta.each}' }.")
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str | None) -> str | None:
+        if value is not None:
+            templates.check(value)
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, value: dict[str, str]) -> dict[str, str]:
+        for template in value.values():
+            templates.check(template)
+        return value
+
+    @field_validator("statement")
+    @classmethod
+    def _statement(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the statement is empty")
+        return value
+
+
+class SqlStep(Step[SqlConfig]):
+    """Runs the statement once per item; the item's files pass through."""
+
+    Config = SqlConfig
+
+    def run(self, item: Item, ctx: StepContext) -> StepResult:
+        import psycopg
+
+        conn_config = self.flow.connection(self.config.connection, "postgres")
+        assert isinstance(conn_config, PostgresConnection)
+        values = ctx.values()
+        params = {name: templates.render(t, values) for name, t in self.config.params.items()}
+        extra: dict[str, Any] = {"connect_timeout": 10}
+        if self.config.database:
+            extra["dbname"] = templates.render(self.config.database, values)
+        if self.config.timeout:
+            extra["options"] = f"-c statement_timeout={int(self.config.timeout * 1000)}"
+        try:
+            with psycopg.connect(conn_config.dsn.reveal(), **extra) as conn, conn.cursor() as cursor:
+                cursor.execute(self.config.statement, params or None)
+                returned = len(cursor.fetchall()) if cursor.description is not None else None
+                affected = cursor.rowcount if cursor.rowcount >= 0 else None
+        except psycopg.OperationalError as exc:
+            raise TransientError(f"postgres {self.config.connection}: {_first_line(exc)}") from None
+        except psycopg.Error as exc:
+            raise PermanentError(f"postgres {self.config.connection}: {_first_line(exc)}") from None
+        outputs: dict[str, Any] = {"statement": " ".join(self.config.statement.split())[:200]}
+        if returned is not None:
+            outputs["rows_returned"] = returned
+        elif affected is not None:
+            outputs["rows_affected"] = affected
+        return StepResult(outputs=outputs)
+
+
+def _first_line(exc: Exception) -> str:
+    """The server's message, first line: psycopg's connection errors hold no DSN, but say 'connection
+    to server at …' with the address, which is fine to show."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
