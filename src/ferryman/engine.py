@@ -323,23 +323,21 @@ class Engine:
             run = StepRun(item.id, index, step.config.title, started, time.time(), "done", None, outputs)
             self.journal.step_done(run, [str(p) for p in item.files], item.meta)
             item.step, item.attempts, item.error, item.error_type = index + 1, 1, None, None
-            if result is not None and result.skip:
-                item.state, item.error, item.next_attempt_at = State.SKIPPED, result.skip, None
+            if result is not None and result.skip:  # nothing left to do: the item ends here
+                item.state, item.error = State.SKIPPED, result.skip
                 log.info("%s: item %s skipped at %s: %s", flow.name, item.id, step.config.title, result.skip)
-                self.journal.finish(item, durable=flow.source.disposes)
-                self._finalize(flow, item, Outcome(True))
-                if used_work:
-                    shutil.rmtree(work, ignore_errors=True)
-                self._finished(flow, item)
-                return
-        item.state, item.error, item.next_attempt_at = State.DONE, None, None
+                break
+        if item.state != State.SKIPPED:
+            item.state, item.error = State.DONE, None
+        item.next_attempt_at = None
         # Durable before the original is disposed of (promise 1); a source that keeps its
         # originals disposes of nothing, so the commit may join the next group.
         self.journal.finish(item, durable=flow.source.disposes)
         self._finalize(flow, item, Outcome(True))
         if used_work or item.attempts > 1:
             shutil.rmtree(work, ignore_errors=True)
-        self.hub.succeeded(flow.name)
+        if item.state == State.DONE:
+            self.hub.succeeded(flow.name)
         self._finished(flow, item)
 
     def _failed(self, flow: Flow, item: Item, step: Step[Any], exc: Exception) -> None:

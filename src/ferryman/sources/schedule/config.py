@@ -57,6 +57,27 @@ def zone_name(value: str) -> str:
     return value
 
 
+class Clocked(Model):
+    """The checks of a clock's keys, for the models that declare ``cron``, ``every`` and
+    ``timezone`` (a schedule and an ``expect`` window), each with its own descriptions."""
+
+    @field_validator("cron", check_fields=False)
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else cron_fields(value)
+
+    @field_validator("timezone", check_fields=False)
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else zone_name(value)
+
+    @model_validator(mode="after")
+    def _one_clock(self) -> Clocked:
+        if (getattr(self, "cron", None) is None) == (getattr(self, "every", None) is None):
+            raise ValueError("give either cron or every (exactly one)")
+        return self
+
+
 class EachFile(Model):
     """``for_each = { file = "databases.txt" }``: one value per non-empty line (``#`` starts a comment)."""
 
@@ -71,7 +92,7 @@ class EachCommand(Model):
     timeout: Duration = Field(60.0, gt=0, description="How long the command may take.")
 
 
-class ScheduleSourceConfig(SourceConfig):
+class ScheduleSourceConfig(SourceConfig, Clocked):
     """One item per tick of a cron schedule or an interval (and per ``for_each`` value)."""
 
     type: Literal["schedule"] = Field(description="Ticks of a clock: cron = '0 3 * * *' or every = '5m'.")
@@ -96,16 +117,6 @@ class ScheduleSourceConfig(SourceConfig):
         None, description="One item per value per tick, {meta.each} in templates: a list, { file = … } "
         "or { command = [...] }.")
 
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        return None if value is None else cron_fields(value)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        return None if value is None else zone_name(value)
-
     @field_validator("for_each")
     @classmethod
     def _values(cls, value: list[str] | EachFile | EachCommand | None) -> list[str] | EachFile | EachCommand | None:
@@ -118,14 +129,8 @@ class ScheduleSourceConfig(SourceConfig):
                 raise ValueError("for_each holds the same value twice")
         return value
 
-    @model_validator(mode="after")
-    def _one_clock(self) -> ScheduleSourceConfig:
-        if (self.cron is None) == (self.every is None):
-            raise ValueError("give either cron or every (exactly one)")
-        return self
 
-
-class ExpectConfig(Model):
+class ExpectConfig(Clocked):
     """``expect = { cron = "0 7 * * 1-5", within = "2h" }``: an item of the flow must succeed in
     every window (07:00 to 09:00 each weekday); else the flow's notifiers hear once, ``status``
     shows the flow overdue, and a recovery notice follows the next success."""
@@ -135,19 +140,3 @@ class ExpectConfig(Model):
     within: Duration = Field(gt=0, description="How long each window stays open ('2h').")
     timezone: str | None = Field(None, description="Zone of cron's times (default: the flow's schedule "
                                  "zone, else the machine's).")
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        return None if value is None else cron_fields(value)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        return None if value is None else zone_name(value)
-
-    @model_validator(mode="after")
-    def _one_clock(self) -> ExpectConfig:
-        if (self.cron is None) == (self.every is None):
-            raise ValueError("give either cron or every (exactly one)")
-        return self

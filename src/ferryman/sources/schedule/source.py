@@ -102,7 +102,8 @@ class ScheduleSource(Source[ScheduleSourceConfig]):
         """``run --once --now``: one item now (per value), keyed as run by hand."""
         now = datetime.fromtimestamp(self.now(), self.zone)
         meta = {"tick": iso(now), "by_hand": "true"}
-        return self._per_value(f"now:{utc_key(now)}", meta, f"run by hand at {iso(now)}", now.timestamp())
+        return self._per_value(f"now:{utc_key(now)}", meta, f"run by hand at {iso(now)}", now.timestamp(),
+                               self._values())
 
     # ---- which ticks -----------------------------------------------------------------------
 
@@ -144,38 +145,22 @@ class ScheduleSource(Source[ScheduleSourceConfig]):
                                  else "missed while ferryman was not running (missed = 'skip')")
                 spans.append(missed)
         candidates = [self._skipped(span) for span in spans]
-        busy = self._busy() if run and self.config.overlap == "skip" else None
+        if not run:
+            return candidates, now
+        busy = self._busy() if self.config.overlap == "skip" else None
+        settled = None if busy is None else (State.SKIPPED, (
+            f"the previous tick (item {busy.id}, {busy.meta.get('tick', busy.origin)}) was still running "
+            "(overlap = 'skip')"))
+        values = self._values()  # read once for every tick due now (a for_each command runs once)
         for tick in run:
-            meta = {"tick": iso(tick)}
-            if busy is not None:
-                reason = (f"the previous tick (item {busy.id}, {busy.meta.get('tick', busy.origin)}) was "
-                          "still running (overlap = 'skip')")
-                candidates += self._per_value(f"tick:{utc_key(tick)}", meta, f"tick {iso(tick)}",
-                                              tick.timestamp(), (State.SKIPPED, reason))
-            else:
-                candidates += self._per_value(f"tick:{utc_key(tick)}", meta, f"tick {iso(tick)}", tick.timestamp())
+            candidates += self._per_value(f"tick:{utc_key(tick)}", {"tick": iso(tick)}, f"tick {iso(tick)}",
+                                          tick.timestamp(), values, settled)
         return candidates, now
 
     def _span(self, start: datetime, end: datetime, reason: str) -> Span | None:
         """The ticks in (start, end] as one range (None when there is none)."""
-        first = last = None
-        count = 0
-        if self.clock.every is not None:  # counted, not walked: a year of 1 s ticks is one division
-            step = self.clock.every
-            lo = int(start.timestamp() // step) + 1
-            hi = int(end.timestamp() // step)
-            if hi >= lo:
-                first = datetime.fromtimestamp(lo * step, self.zone)
-                last = datetime.fromtimestamp(hi * step, self.zone)
-                count = hi - lo + 1
-        else:
-            for tick in self.clock.between(start, end):
-                first = first or tick
-                last = tick
-                count += 1
-        if first is None or last is None:
-            return None
-        return Span(first, last, count, reason)
+        found = self.clock.span(start, end)
+        return None if found is None else Span(*found, reason)
 
     def _skipped(self, span: Span) -> Candidate:
         if span.count == 1:
@@ -186,22 +171,31 @@ class ScheduleSource(Source[ScheduleSourceConfig]):
         return Candidate(f"missed:{utc_key(span.first)}..{utc_key(span.last)}", (), meta,
                          span.first.timestamp(), origin, (State.SKIPPED, span.reason))
 
-    def _per_value(self, key: str, meta: dict[str, str], origin: str, order: float,
-                   settled: tuple[State, str] | None = None) -> list[Candidate]:
+    def _values(self) -> list[str] | PermanentError | None:
+        """The ``for_each`` values now, narrowed by ``--each`` (None without ``for_each``; the error
+        when they cannot be read: it fails the ticks).  A wrong ``--each`` raises."""
         try:
             values = each_values(self.config, self.flow.config_dir)
         except PermanentError as exc:
-            return [Candidate(key, (), meta, order, origin, (State.FAILED, str(exc)))]
+            return exc
+        if not self.only_each:
+            return values
         if values is None:
-            if self.only_each:
-                raise PermanentError(f"--each: flow {self.flow.flow!r} has no for_each")
+            raise PermanentError(f"--each: flow {self.flow.flow!r} has no for_each")
+        unknown = [v for v in self.only_each if v not in values]
+        if unknown:
+            raise PermanentError(f"--each {unknown[0]!r} is not a for_each value of flow {self.flow.flow!r} "
+                                 f"(values: {', '.join(values) or 'none'})")
+        return [v for v in values if v in self.only_each]
+
+    @staticmethod
+    def _per_value(key: str, meta: dict[str, str], origin: str, order: float,
+                   values: list[str] | PermanentError | None,
+                   settled: tuple[State, str] | None = None) -> list[Candidate]:
+        if isinstance(values, PermanentError):
+            return [Candidate(key, (), meta, order, origin, (State.FAILED, str(values)))]
+        if values is None:
             return [Candidate(key, (), meta, order, origin, settled)]
-        if self.only_each:
-            unknown = [v for v in self.only_each if v not in values]
-            if unknown:
-                raise PermanentError(f"--each {unknown[0]!r} is not a for_each value of flow {self.flow.flow!r} "
-                                     f"(values: {', '.join(values) or 'none'})")
-            values = [v for v in values if v in self.only_each]
         return [Candidate(f"{key}|{value}", (), {**meta, "each": value}, order, f"{origin} ({value})", settled)
                 for value in values]
 

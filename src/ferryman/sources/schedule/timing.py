@@ -124,6 +124,23 @@ class Clock:
             pass
         return last
 
+    def span(self, start: datetime, end: datetime) -> tuple[datetime, datetime, int] | None:
+        """The first and last tick in (start, end] and how many there are (None when none).
+        ``every`` ticks are counted, not walked: a year of 1 s ticks is one division."""
+        if self.every is not None:
+            lo = math.floor(start.timestamp() / self.every) + 1
+            hi = math.floor(end.timestamp() / self.every)
+            if hi < lo:
+                return None
+            return (datetime.fromtimestamp(lo * self.every, self.zone),
+                    datetime.fromtimestamp(hi * self.every, self.zone), hi - lo + 1)
+        first = last = None
+        count = 0
+        for last in self.between(start, end):
+            first = first or last
+            count += 1
+        return None if first is None or last is None else (first, last, count)
+
     def period(self, tick: datetime) -> float:
         """Seconds from `tick` to the tick after it."""
         if self.every is not None:
