@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -24,6 +24,9 @@ from ferryman.item import Item, State
 from ferryman.journal import Journal, open_journal
 from ferryman.redact import redact
 from ferryman.units import parse_duration
+
+if TYPE_CHECKING:
+    from ferryman.daemon import RunReport
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -198,14 +201,38 @@ def run(config_path: str | None, once: bool, flows: tuple[str, ...], exit_when_i
     finally:
         if progress:
             progress.close()
-    if once:
-        _summary(daemon.report.finished, daemon.report.delivered)
+    if once and not (quiet and code == 0):
+        _summary(daemon.report)
     sys.exit(code)
 
 
-def _summary(items: list[Item], delivered: dict[str, list[str]]) -> None:
-    if not items:
+def _summary(report: RunReport) -> None:
+    """What ``run --once`` did, and why it exits as it does."""
+    items, delivered = report.finished, report.delivered
+    if not items and report.code == 0:
         click.echo("nothing to do")
+        return
+    _items_summary(items, delivered)
+    shown = {i.error for i in items}
+    for message in report.unreadable:
+        if message not in shown:
+            click.echo(redact(f"cannot read: {message}"))
+    earlier = report.waiting_failed - len(report.failed)
+    if earlier > 0:
+        click.echo(f"{earlier} failed item{'s' if earlier != 1 else ''} from earlier runs still wait: "
+                   "`ferryman status` lists them; `ferryman retry` or `ferryman dismiss` them")
+    for flow in report.paused:
+        click.echo(f"{flow} is paused: what arrives for it waits (`ferryman resume {flow}`)")
+    if report.code:
+        click.echo(f"exit {report.code}: {EXIT_MEANING[report.code]}")
+
+
+EXIT_MEANING = {1: "some items failed", 2: "the config is invalid", 3: "a source could not be read",
+                4: "a flow is paused"}
+
+
+def _items_summary(items: list[Item], delivered: dict[str, list[str]]) -> None:
+    if not items:
         return
     for shown, item in enumerate(items):
         if shown == 20:

@@ -77,16 +77,45 @@ def running_pid(root: Path) -> int | None:
     return None
 
 
+class Exit:
+    """The exit codes of ``run --once`` (and ``check``): what a crontab line can trust."""
+
+    OK = 0
+    FAILED = 1
+    """Some item failed (in this run, or is still waiting for `ferryman retry`), or a disposal failed."""
+    CONFIG = 2
+    """The config is invalid (or the command line is)."""
+    UNREADABLE = 3
+    """A source could not be read: a folder missing or unreadable, a file unreadable, a server unreachable."""
+    PAUSED = 4
+    """A flow is paused (stop_on_error): what arrives for it waits."""
+
+
 @dataclass
 class RunReport:
     """What a ``run --once`` did."""
 
     finished: list[Item] = field(default_factory=list)
     delivered: dict[str, list[str]] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)
+    """The source problems still open at the end (exit 3)."""
+    waiting_failed: int = 0
+    """Failed items of the flows run, this run's and earlier ones' (exit 1)."""
+    paused: list[str] = field(default_factory=list)
+    """The flows that are paused (exit 4)."""
 
     @property
     def failed(self) -> list[Item]:
         return [i for i in self.finished if i.state == State.FAILED]
+
+    @property
+    def code(self) -> int:
+        """The most basic trouble wins: unreadable sources, then failures, then paused flows."""
+        if self.unreadable:
+            return Exit.UNREADABLE
+        if self.failed or self.waiting_failed:
+            return Exit.FAILED
+        return Exit.PAUSED if self.paused else Exit.OK
 
 
 class Daemon:
@@ -221,10 +250,10 @@ class Daemon:
                 else:
                     candidates = list(flow.source.scan())
             except FerrymanError as exc:
-                log.error("%s: %s", name, describe(exc))
-                self.report.finished.append(Item("-", name, "-", "source", {}, [], State.FAILED,
-                                                 error=describe(exc)))
+                flow.context.problems.report(f"source {name}", f"cannot read the source: {describe(exc)}",
+                                             origin=flow.config.source.type)
                 continue
+            flow.context.problems.clear(f"source {name}")
             found += len(engine.offer(name, candidates))
         engine.check_expectations()
         if self.progress:
@@ -237,7 +266,17 @@ class Daemon:
                     str(place) for run in engine.journal.steps(item.id)
                     for place in _as_list(run.outputs.get("delivered"))
                 ]
-        return 1 if self.report.failed else 0
+        self._judge(engine)
+        return self.report.code
+
+    def _judge(self, engine: Engine) -> None:
+        """What `run --once` exits with: open source problems, failed items, paused flows."""
+        counts = engine.journal.counts()
+        for name, flow in engine.flows.items():
+            self.report.unreadable += [p.message for p in flow.context.problems.open() if p.source]
+            self.report.waiting_failed += counts.get(name, {}).get(str(State.FAILED), 0)
+            if flow.paused:
+                self.report.paused.append(name)
 
     def _serve(self, engine: Engine) -> None:
         last_refresh = time.monotonic()
@@ -264,6 +303,7 @@ class Daemon:
         delay = 1.0
 
         def emit(candidates: list[Candidate]) -> None:
+            flow.context.problems.clear(f"source {name}")
             engine.offer(name, candidates)
 
         while not stop.is_set():
@@ -271,7 +311,9 @@ class Daemon:
                 flow.source.watch(emit, stop)
                 return
             except Exception as exc:
-                log.error("%s: source stopped: %s; restarting in %ss", name, describe(exc), int(delay))
+                flow.context.problems.report(f"source {name}", f"cannot read the source: {describe(exc)}",
+                                             origin=flow.config.source.type)
+                log.warning("%s: source stopped: %s; restarting in %ss", name, describe(exc), int(delay))
                 stop.wait(delay)
                 delay = min(delay * 2, 300.0)
 

@@ -29,7 +29,7 @@ from ferryman.config import FlowConfig, LoadedConfig
 from ferryman.errors import JournalError, PermanentError, StepTimeout, describe
 from ferryman.expect import PREFIX as EXPECT_PREFIX
 from ferryman.expect import Expectation, overdue
-from ferryman.flow import FlowContext
+from ferryman.flow import FlowContext, Problem
 from ferryman.item import Candidate, Item, Outcome, State, StepRun
 from ferryman.journal.base import Journal, LeaseLost
 from ferryman.notify import NOTIFIERS, Failure
@@ -43,6 +43,11 @@ from ferryman.transports.local import make_durable
 from ferryman.units import format_duration
 
 log = logging.getLogger("ferryman")
+
+PROBLEM_PREFIX = "problem:"
+"""Keys of the journal items that stand for a flow's problems (`ferryman.flow.Problems`)."""
+REDISPOSE_FIRST, REDISPOSE_MAX = 30.0, 3600.0
+"""A failed disposal is tried again after 30 s, then twice as long each time, at most hourly."""
 
 Listener = Callable[[Item], None]
 
@@ -109,12 +114,16 @@ class Engine:
         for name in self.expectations:
             if overdue(journal, name) is not None:
                 self.hub.failing(name)  # overdue before a restart: the next success still sends the recovery
+        self._redispose: dict[str, tuple[float, float, str]] = {}  # item id → (due, delay, flow)
+        for flow in self.flows.values():
+            self._restore_problems(flow)
 
     def _build(self, loaded: LoadedConfig, name: str, config: FlowConfig) -> Flow:
         context = FlowContext(flow=name, root=self.root, config_dir=loaded.base_dir,
                               connections=loaded.config.connections, transports=self.transports,
                               journal=self.journal, log=logging.getLogger(f"ferryman.flow.{name}"),
                               config_file=loaded.path)
+        context.problems.listener = lambda problem, opened: self._problem(name, problem, opened)
         source = SOURCES[config.source.type](config.source, context)
         implicit = [STEPS[raw["type"]].Config.model_validate(raw)
                     for raw in getattr(source, "implicit_steps", ())]
@@ -162,6 +171,67 @@ class Engine:
                                     item.attempts, time.time()))
         self._finished(flow, item)
         return True
+
+    # ---- problems: trouble that is not an item's own ------------------------------------------
+
+    def _problem(self, flow_name: str, problem: Problem, opened: bool) -> None:
+        """Journal a problem that opened (a failed item, notified once) or cleared (that item
+        skipped, with a recovery notice)."""
+        flow = self.flows.get(flow_name)
+        if flow is None:
+            return
+        try:
+            if opened:
+                candidate = Candidate(f"{PROBLEM_PREFIX}{problem.subject}@{time.time():.6f}", (),
+                                      {"problem_subject": problem.subject, "problem_kind": "source" if problem.source
+                                       else "failure"}, time.time(), problem.origin,
+                                      (State.FAILED, problem.message))
+                for item in self.journal.admit(flow_name, [candidate]):
+                    problem.item_id = item.id
+                    item.state, item.error, item.error_type = State.FAILED, problem.message, "Problem"
+                    log.error("%s: %s", flow_name, problem.message)
+                    self.journal.finish(item)
+                    self.hub.failed(Failure(flow_name, item.id, item.key, item.origin, "-", problem.message,
+                                            item.attempts, time.time()))
+                    self._finished(flow, item)
+                return
+            log.info("%s: cleared: %s", flow_name, problem.message)
+            stored = self.journal.get(problem.item_id) if problem.item_id else None
+            if stored is not None and stored.state in (State.FAILED, State.PENDING, State.RUNNING):
+                stored.state, stored.error = State.SKIPPED, f"cleared: {problem.message}"
+                stored.meta["cleared_at"] = f"{time.time():.3f}"
+                self.journal.finish(stored)
+                self._finished(flow, stored)
+            self.hub.succeeded(flow_name)
+        except JournalError as exc:
+            log.warning("%s: could not journal the problem %r: %s", flow_name, problem.subject, exc)
+
+    def _restore_problems(self, flow: Flow) -> None:
+        """Open problems journaled before a restart: known again (not told again), their
+        clearing still sends the recovery, failed disposals are tried again."""
+        for item in self.journal.history(flow.name, State.FAILED, 500):
+            if not item.key.startswith(PROBLEM_PREFIX) or "problem_subject" not in item.meta:
+                continue
+            subject = item.meta["problem_subject"]
+            flow.context.problems.restore(Problem(subject, item.error or "", item.meta.get("problem_kind") == "source",
+                                                  item.origin, item.id))
+            self.hub.failing(flow.name)
+            if subject.startswith("disposal of item "):
+                self._redispose[subject.removeprefix("disposal of item ")] = (time.time(), REDISPOSE_FIRST, flow.name)
+
+    def _retry_disposals(self) -> None:
+        """Try the failed disposals that are due again (backing off while they keep failing)."""
+        now = time.time()
+        due = [(item_id, flow) for item_id, (at, _, flow) in list(self._redispose.items()) if at <= now]
+        for item_id, flow_name in due:
+            flow = self.flows.get(flow_name)
+            item = self.journal.get(item_id)
+            if flow is None or item is None or item.state not in (State.DONE, State.FAILED):
+                self._redispose.pop(item_id, None)
+                if flow is not None:
+                    flow.context.problems.clear(f"disposal of item {item_id}")
+                continue
+            self._finalize(flow, item, Outcome(item.state == State.DONE, item.error))
 
     def _dispose_again(self, flow: Flow, keys: set[str]) -> None:
         """Finish the disposal of originals whose item ended but whose `finalize` was cut off
@@ -212,6 +282,8 @@ class Engine:
                 runtime.paused = name in paused
         self.hub.tick()
         self.check_expectations()
+        if self._redispose:
+            self._retry_disposals()
         self._dispatch()
 
     def check_expectations(self) -> None:
@@ -276,7 +348,34 @@ class Engine:
                 self._idle.notify_all()
             self._dispatch()
 
+    def _retry_problem(self, flow: Flow, item: Item) -> None:
+        """`ferryman retry` on a problem: a failed disposal is tried again now (the item ends
+        skipped if it works, failed again if not); any other problem is acknowledged."""
+        subject = item.meta.get("problem_subject", "")
+        problems = flow.context.problems
+        if subject.startswith("disposal of item "):
+            problems.restore(Problem(subject, item.error or "", False, item.origin, item.id))
+            original = self.journal.get(subject.removeprefix("disposal of item "))
+            if original is not None and original.state in (State.DONE, State.FAILED):
+                self._finalize(flow, original, Outcome(original.state == State.DONE, original.error))
+            else:
+                problems.clear(subject)
+            if subject not in problems:
+                return
+            item.state = State.FAILED
+            log.warning("%s: still %s", flow.name, item.error)
+        else:
+            problems.forget(subject)
+            item.state, item.error = State.SKIPPED, f"acknowledged by `ferryman retry`: {item.error}"
+            log.info("%s: %s", flow.name, item.error)
+        item.next_attempt_at = None
+        self.journal.finish(item)
+        self._finished(flow, item)
+
     def _run(self, flow: Flow, item: Item) -> None:
+        if item.key.startswith(PROBLEM_PREFIX):
+            self._retry_problem(flow, item)
+            return
         if item.key.startswith(EXPECT_PREFIX):  # `ferryman retry` on an overdue alert acknowledges it
             item.state, item.error, item.next_attempt_at = State.DONE, None, None
             log.info("%s: %s: acknowledged", flow.name, item.origin)
@@ -391,10 +490,23 @@ class Engine:
         self._finished(flow, item)
 
     def _finalize(self, flow: Flow, item: Item, outcome: Outcome) -> None:
+        """The source disposes of the original; a failure is a problem of the flow (journaled,
+        notified, counted by ``run --once``), tried again on a timer until it clears."""
+        subject = f"disposal of item {item.id}"
         try:
             flow.source.finalize(item, outcome)
         except Exception as exc:
-            log.error("%s: could not dispose of %s: %s", flow.name, item.origin, describe(exc))
+            message = f"could not dispose of {item.origin} (item {item.id} is {item.state}): {describe(exc)}"
+            _, delay, _ = self._redispose.get(item.id, (0.0, REDISPOSE_FIRST / 2, flow.name))
+            delay = min(delay * 2, REDISPOSE_MAX)
+            self._redispose[item.id] = (time.time() + delay, delay, flow.name)
+            if not flow.context.problems.report(subject, message, source=False, origin=item.origin):
+                log.debug("%s: %s", flow.name, message)
+            log.info("%s: the disposal of item %s is tried again in %s", flow.name, item.id,
+                     format_duration(delay))
+            return
+        if self._redispose.pop(item.id, None) is not None or subject in flow.context.problems:
+            flow.context.problems.clear(subject)
 
     def _finished(self, flow: Flow, item: Item) -> None:
         with self._lock:

@@ -165,6 +165,7 @@ class Source(ABC, Generic[C]):
         """Offer candidates until `stop` is set.  The default polls `scan` every `poll_interval`."""
         while not stop.is_set():
             found = list(self.scan())
+            self.flow.problems.clear(f"source {self.flow.flow}")
             if found:
                 emit(found)
             stop.wait(self.config.poll_interval)

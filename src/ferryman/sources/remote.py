@@ -204,10 +204,13 @@ class RemoteSource(Source[C]):
             except TransientError as exc:
                 if not failing:
                     self.flow.log.warning("%s: cannot list %s: %s", self.flow.flow, self.location, describe(exc))
+                self.flow.problems.report(f"source {self.flow.flow}",
+                                          f"cannot list {self.location}: {describe(exc)}", origin=str(self.location))
                 failing = True
             else:
                 if failing:
                     self.flow.log.info("%s: %s can be listed again", self.flow.flow, self.location)
+                self.flow.problems.clear(f"source {self.flow.flow}")
                 failing = False
                 if found:
                     emit(found)
@@ -255,7 +258,7 @@ class RemoteSource(Source[C]):
                 transport.remove(path)
                 if done:
                     transport.remove(done)
-                self.flow.log.info("%s: deleted %s", self.flow.flow, item.origin)
+                self.flow.log.debug("%s: deleted %s", self.flow.flow, item.origin)
                 return
             assert isinstance(after, MoveTo)
             folder = self._move_folder(after.move, item)
@@ -264,7 +267,7 @@ class RemoteSource(Source[C]):
             transport.rename(path, target)
             if done:
                 transport.remove(done)
-            self.flow.log.info("%s: moved %s to %s", self.flow.flow, item.origin, target)
+            self.flow.log.debug("%s: moved %s to %s", self.flow.flow, item.origin, target)
 
     def _unchanged(self, transport: Transport, current: RemoteFile, meta: dict[str, str]) -> bool:
         """Whether `current` is still the version the item processed.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ferryman import templates
-from ferryman.errors import PermanentError, describe
+from ferryman.errors import PermanentError
 from ferryman.flow import FlowContext
 from ferryman.item import Item, Outcome
 from ferryman.sources.base import MoveTo, folder_inside
@@ -27,36 +27,33 @@ if TYPE_CHECKING:
 def dispose(config: FolderSourceConfig, flow: FlowContext, item: Item, outcome: Outcome,
             forget: Callable[[str], None]) -> None:
     """Keep, delete or move the original (and its done file) after `outcome`; `forget` drops it
-    from what was offered.  Errors are logged, never raised (`FolderSource.finalize`)."""
+    from what was offered.  Errors are raised: the engine journals them as the flow's problem."""
     disposal = config.after if outcome.succeeded else config.after_failure
     if disposal == "keep":
         return
     path = item.origin
     try:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            forget(path)
-            return
-        if f"{path}|{st.st_size}|{st.st_mtime_ns}" != item.key:
-            flow.log.warning("%s: %s changed after it was picked up; left in place so the new "
-                         "version is processed", flow.flow, path)
-            return
-        done = path + config.done_suffix if config.ready == "done_file" else None
-        if isinstance(disposal, MoveTo):
-            folder = move_folder(disposal.move, item, path)
-            moved = move_without_overwrite(path, folder)
-            if done is not None and os.path.lexists(done):
-                shutil.move(done, str(moved) + config.done_suffix)
-            flow.log.info("%s: moved %s to %s", flow.flow, path, moved)
-        else:
-            unlink_if_exists(path)
-            if done is not None:
-                unlink_if_exists(done)
-            flow.log.info("%s: deleted %s", flow.flow, path)
+        st = os.stat(path)
+    except FileNotFoundError:
         forget(path)
-    except Exception as exc:  # disposal must never break the engine
-        flow.log.error("%s: could not dispose of %s: %s", flow.flow, path, describe(exc))
+        return
+    if f"{path}|{st.st_size}|{st.st_mtime_ns}" != item.key:
+        flow.log.warning("%s: %s changed after it was picked up; left in place so the new "
+                         "version is processed", flow.flow, path)
+        return
+    done = path + config.done_suffix if config.ready == "done_file" else None
+    if isinstance(disposal, MoveTo):
+        folder = move_folder(disposal.move, item, path)
+        moved = move_without_overwrite(path, folder)
+        if done is not None and os.path.lexists(done):
+            shutil.move(done, str(moved) + config.done_suffix)
+        flow.log.debug("%s: moved %s to %s", flow.flow, path, moved)
+    else:
+        unlink_if_exists(path)
+        if done is not None:
+            unlink_if_exists(done)
+        flow.log.debug("%s: deleted %s", flow.flow, path)
+    forget(path)
 
 
 def move_folder(template: str, item: Item, path: str) -> Path:

@@ -90,7 +90,7 @@ class FolderSource(Source[FolderSourceConfig]):
         FolderWatch(self, emit, stop).run()
 
     def finalize(self, item: Item, outcome: Outcome) -> None:
-        """Keep, delete or move the original (and its done file); errors are logged, never raised."""
+        """Keep, delete or move the original (and its done file); errors are raised to the engine."""
         dispose(self.config, self.flow, item, outcome, self._forget)
 
     def explain(self, path: str) -> str | None:
@@ -148,9 +148,13 @@ class FolderSource(Source[FolderSourceConfig]):
         if not os.access(path, os.R_OK):
             if not explaining and path not in self.warned:
                 self.warned.add(path)
-                self.flow.log.warning("%s: %s is not readable (permission denied); it is picked up "
-                                      "once it is", self.flow.flow, path)
+                message = f"{path} is not readable by ferryman (permission denied); it is picked up once it is"
+                if not self.flow.problems.report(f"file {path}", message, origin=path):
+                    self.flow.log.warning("%s: %s", self.flow.flow, message)
             return Verdict(None, "not readable by ferryman (permission denied)")
+        if not explaining and f"file {path}" in self.flow.problems:
+            self.warned.discard(path)
+            self.flow.problems.clear(f"file {path}")
         waiting = self._settling.waiting(path, st, trigger, record=not explaining)
         if waiting is not None:
             return Verdict(None, waiting)
@@ -169,8 +173,9 @@ class FolderSource(Source[FolderSourceConfig]):
         present: set[str] = set()
         for root in self.roots:
             if not os.path.isdir(root):
-                self.warn_once(root, f"folder {root} does not exist (yet) or is not a folder; "
-                                      "looking again later")
+                message = f"folder {root} does not exist (yet) or is not a folder; looking again later"
+                if not self.flow.problems.report(f"folder {root}", message, origin=root):
+                    self.warn_once(root, message)
                 continue
             self.warned.discard(root)
             for path, rel in self._walk(root):
@@ -178,6 +183,7 @@ class FolderSource(Source[FolderSourceConfig]):
                 verdict = self._verdict(path, root, rel, Trigger.SCAN)
                 if verdict.candidate is not None:
                     ready.append(verdict.candidate)
+        self.flow.problems.clear_all("file ", {f"file {p}" for p in present})
         with self._lock:
             self._offered = {p: v for p, v in self._offered.items() if p in present}
         self._settling.seen = {p: s for p, s in self._settling.seen.items() if p in present}
@@ -193,8 +199,12 @@ class FolderSource(Source[FolderSourceConfig]):
                 with os.scandir(os.path.join(root, prefix) if prefix else root) as entries:
                     listed = list(entries)
             except OSError as exc:
-                self.warn_once(root + "/" + prefix, f"cannot list {root}/{prefix}: {exc.strerror}")
+                folder = os.path.join(root, prefix).rstrip("/")
+                message = f"cannot list {folder}: {exc.strerror}"
+                if not self.flow.problems.report(f"folder {folder}", message, origin=folder):
+                    self.warn_once(folder, message)
                 continue
+            self.flow.problems.clear(f"folder {os.path.join(root, prefix).rstrip('/')}")
             for entry in listed:
                 rel = prefix + entry.name
                 try:

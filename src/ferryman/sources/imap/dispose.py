@@ -119,7 +119,7 @@ class Disposer:
             self.flow.log.warning("%s: %s: %s without being processed: its %s was already delivered as item %s",
                                   self.flow.flow, named, done, same, item.id)
         else:
-            self.flow.log.info("%s: %s: %s%s", self.flow.flow, named, done,
+            self.flow.log.log(logging.INFO if found else logging.DEBUG, "%s: %s: %s%s", self.flow.flow, named, done,
                                " (finishing a disposal that a crash or an outage cut short)" if found else "")
 
     def _ended_before(self, item: Item, found: Found) -> bool:

@@ -257,12 +257,15 @@ class ImapSource(Source[ImapSourceConfig]):
         while not stop.is_set():
             try:
                 found = self.scan()
+                self.flow.problems.clear(f"source {self.flow.flow}")
                 if found:
                     emit(found)
                 delay = 1.0
                 self._wait(stop)
             except FerrymanError as exc:
-                self.flow.log.error("%s: %s; trying again in %ss", self.flow.flow, describe(exc), int(delay))
+                self.flow.problems.report(f"source {self.flow.flow}", f"cannot read the source: {describe(exc)}",
+                                          origin=self.config.mailbox)
+                self.flow.log.warning("%s: %s; trying again in %ss", self.flow.flow, describe(exc), int(delay))
                 with self._reader_lock:
                     self._drop_reader(broken=True)
                 stop.wait(delay)
