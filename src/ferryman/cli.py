@@ -34,9 +34,18 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-def load(path: str | None) -> LoadedConfig:
+def load(path: str | None, *, need_flows: bool = False) -> LoadedConfig:
+    """The config named by ``-c`` (after the subcommand, else before it), ``$FERRYMAN_CONFIG`` or
+    ``./ferryman.toml``; every problem printed, exit 2."""
+    if path is None:
+        context = click.get_current_context(silent=True)
+        path = context.find_root().params.get("config_path") if context else None
     try:
-        return config_module.load(path)
+        loaded = config_module.load(path)
+        if need_flows and not loaded.config.flows:
+            raise ConfigError(f"{loaded.path}: no flows: declare one as [flows.NAME] with a source and steps "
+                              "(`ferryman init` writes a commented example)")
+        return loaded
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
@@ -61,9 +70,20 @@ config_option = click.option(
     help="Config file (default: $FERRYMAN_CONFIG, else ./ferryman.toml).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_CODES = """\b
+Exit codes (run --once and check):
+  0  everything is fine
+  1  some items failed (in this run, or still waiting for retry), or a disposal failed
+  2  the config (or the command line) is invalid
+  3  a source could not be read: a folder missing or unreadable, a server unreachable
+  4  a flow is paused (stop_on_error), so what arrives for it waits"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="ferryman")
-def main() -> None:
+@click.option("-c", "--config", "config_path", metavar="FILE",
+              help="Config file for every subcommand (default: $FERRYMAN_CONFIG, else ./ferryman.toml).")
+def main(config_path: str | None) -> None:
     """Carry scheduled data exports from where they arrive to where they are needed, exactly once."""
 
 
@@ -168,27 +188,30 @@ def _schedule_problems(loaded: LoadedConfig) -> list[str]:
 @click.option("--flow", "flows", multiple=True, metavar="NAME", help="Only run this flow (repeatable).")
 @click.option("--exit-when-idle", metavar="DURATION", help="Exit after this long without work (e.g. 10m).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages to stderr.")
-@click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors to stderr.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Log only warnings and errors; with --once, print nothing when all is well (exit 0).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per log line (for journald, Loki).")
 @click.option("--now", "by_hand", is_flag=True,
               help="With --once: run the schedule flows once now, instead of the ticks that are due.")
 @click.option("--each", "each", multiple=True, metavar="VALUE",
               help="Only this for_each value of the schedule flows (repeatable), e.g. --each cioc_a.")
 def run(config_path: str | None, once: bool, flows: tuple[str, ...], exit_when_idle: str | None,
-        verbose: bool, quiet: bool, by_hand: bool, each: tuple[str, ...]) -> None:
+        verbose: bool, quiet: bool, log_format: str, by_hand: bool, each: tuple[str, ...]) -> None:
     """Run the flows: the daemon, or one pass with --once (schedule flows: the ticks that are due)."""
     from ferryman.daemon import Daemon
     from ferryman.progress import Progress
 
     if by_hand and not once:
         fail("--now runs a schedule flow once: use it with --once")
-    loaded = load(config_path)
+    loaded = load(config_path, need_flows=True)
     idle = None
     if exit_when_idle is not None:
         try:
             idle = parse_duration(exit_when_idle)
         except ValueError as exc:
             fail(f"--exit-when-idle: {exc}")
-    logs.setup(loaded.config.ferryman.log, loaded.root, verbose=int(verbose), quiet=quiet)
+    logs.setup(loaded.config.ferryman.log, loaded.root, verbose=int(verbose), quiet=quiet, form=log_format)
     progress = Progress() if once and not quiet else None
     daemon = Daemon(loaded, only=flows, once=once, exit_when_idle=idle,
                     progress=progress.update if progress else None, now=by_hand, each=each)
@@ -357,12 +380,12 @@ def show(config_path: str | None, item_id: str, as_json: bool, reveal: bool) -> 
 @main.command()
 @config_option
 @click.argument("item_ids", nargs=-1)
-@click.option("--flow", help="With --failed: every failed item of this flow.")
-@click.option("--failed", is_flag=True, help="Retry every failed item of --flow.")
-def retry(config_path: str | None, item_ids: tuple[str, ...], flow: str | None, failed: bool) -> None:
+@click.option("--flow", "flows", multiple=True, metavar="NAME", help="With --failed: only this flow (repeatable).")
+@click.option("--failed", is_flag=True, help="Retry every failed item (of every flow, or of --flow).")
+def retry(config_path: str | None, item_ids: tuple[str, ...], flows: tuple[str, ...], failed: bool) -> None:
     """Queue failed items again (a running daemon picks them up within seconds)."""
-    if not item_ids and not (flow and failed):
-        fail("name items to retry, or use --flow NAME --failed")
+    if not item_ids and not failed:
+        fail("name items to retry, or use --failed (with --flow NAME for one flow)")
     loaded = load(config_path)
     with journal_of(loaded) as journal:
         for wanted in item_ids:
@@ -370,11 +393,52 @@ def retry(config_path: str | None, item_ids: tuple[str, ...], flow: str | None, 
             gone = [p for p in item.files if not p.exists()] if item and item.step == 0 else []
             if item and gone:
                 fail(f"item {item.id}: its original {gone[0]} is no longer there (moved by after_failure, "
-                     "or deleted); put the file back and touch it: it is then picked up as a new item", 1)
-        changed = journal.retry(item_ids, flow if failed else None)
+                     "or deleted); put the file back and touch it: it is then picked up as a new item, "
+                     f"or `ferryman dismiss {item.id}`", 1)
+        changed = journal.retry(item_ids)
+        for flow in _flows_named(loaded, flows) if failed else []:
+            changed += journal.retry((), flow)
     if not changed:
         fail("no failed item matched", 1)
     click.echo(f"queued again: {', '.join(changed)}")
+
+
+@main.command()
+@config_option
+@click.argument("item_ids", nargs=-1)
+@click.option("--flow", "flows", multiple=True, metavar="NAME", help="With --failed: only this flow (repeatable).")
+@click.option("--failed", is_flag=True, help="Dismiss every failed item (of every flow, or of --flow).")
+def dismiss(config_path: str | None, item_ids: tuple[str, ...], flows: tuple[str, ...], failed: bool) -> None:
+    """Give up on failed items: they end skipped (their key stays known, nothing runs again),
+    and no longer count in `status` or the exit code of run --once."""
+    if not item_ids and not failed:
+        fail("name items to dismiss, or use --failed (with --flow NAME for one flow)")
+    loaded = load(config_path)
+    dismissed = []
+    with journal_of(loaded) as journal:
+        items = [journal.get(wanted) for wanted in item_ids]
+        for wanted, item in zip(item_ids, items, strict=True):
+            if item is None or item.state != State.FAILED:
+                why = f"it is {item.state}" if item else "ids are shown by `ferryman history`"
+                fail(f"no failed item {wanted!r} ({why})", 1)
+        for flow in _flows_named(loaded, flows) if failed else []:
+            items += journal.history(flow, State.FAILED, 100_000)
+        for item in items:
+            assert item is not None
+            item.state, item.error = State.SKIPPED, f"dismissed by hand: {item.error}"
+            item.next_attempt_at = None
+            journal.finish(item)
+            dismissed.append(item.id)
+    if not dismissed:
+        fail("no failed item matched", 1)
+    click.echo(f"dismissed: {', '.join(dismissed)}")
+
+
+def _flows_named(loaded: LoadedConfig, flows: tuple[str, ...]) -> list[str]:
+    unknown = [f for f in flows if f not in loaded.config.flows]
+    if unknown:
+        fail(f"no flow named {unknown[0]!r}; flows are: {', '.join(loaded.config.flows)}")
+    return list(flows or loaded.config.flows)
 
 
 @main.command()

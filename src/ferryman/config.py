@@ -94,6 +94,9 @@ class FlowConfig(Model):
     retry: RetryConfig = Field(default_factory=RetryConfig, description="Retry policy.")  # type: ignore[arg-type]
     timeout: Duration | None = Field(None, description="Default time limit of each step.")
     stop_on_error: bool = Field(False, description="Pause the flow after a failed item, until `ferryman resume`.")
+    retry_failed_on_start: bool = Field(
+        False, description="Queue the flow's failed items again when the daemon (or `run --once`) starts; off by "
+                           "default, so nothing is repeated unless asked (`ferryman retry` does it by hand).")
     concurrency: int | None = Field(
         None, ge=1, description="Items of this flow at once (1 keeps arrival order; default: workers)."
     )
@@ -134,8 +137,13 @@ class LoadedConfig:
 
 
 def find_config(path: str | Path | None) -> Path:
-    """The config file: `path`, else ``$FERRYMAN_CONFIG``, else ``./ferryman.toml``."""
+    """The config file: `path`, else ``$FERRYMAN_CONFIG``, else ``./ferryman.toml`` (a folder
+    stands for the ``ferryman.toml`` inside it)."""
     chosen = Path(path or os.environ.get(ENV_VAR) or DEFAULT_FILE).expanduser()
+    if chosen.is_dir():
+        if not (chosen / DEFAULT_FILE).is_file():
+            raise ConfigError(f"{chosen}: a folder, not a config file (and it holds no {DEFAULT_FILE})")
+        chosen = chosen / DEFAULT_FILE
     if not chosen.is_file():
         how = "" if path or os.environ.get(ENV_VAR) else " (write one with `ferryman init`)"
         raise ConfigError(f"{chosen}: no such config file{how}")

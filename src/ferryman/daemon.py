@@ -26,7 +26,7 @@ from typing import Any
 
 from ferryman import config as config_module
 from ferryman.config import LoadedConfig
-from ferryman.engine import Engine, Flow
+from ferryman.engine import Engine, Flow, as_list
 from ferryman.errors import ConfigError, FerrymanError, describe
 from ferryman.item import Candidate, Item, State
 from ferryman.journal import open_journal
@@ -190,6 +190,10 @@ class Daemon:
             self.progress(0, item)
 
     def _run(self, journal: Any) -> int:
+        for name, flow in self.loaded.config.flows.items():
+            wanted = flow.retry_failed_on_start and (not self.only or name in self.only)
+            if wanted and (again := journal.retry((), name)):
+                log.info("%s: %d failed item(s) queued again (retry_failed_on_start)", name, len(again))
         engine = self._engine(journal)
         try:
             if self.once:
@@ -264,7 +268,7 @@ class Daemon:
             if item.state == State.DONE:
                 self.report.delivered[item.id] = [
                     str(place) for run in engine.journal.steps(item.id)
-                    for place in _as_list(run.outputs.get("delivered"))
+                    for place in as_list(run.outputs.get("delivered"))
                 ]
         self._judge(engine)
         return self.report.code
@@ -341,10 +345,6 @@ class Daemon:
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
 
-
-
-def _as_list(value: object) -> list[object]:
-    return list(value) if isinstance(value, list | tuple) else []
 
 
 def _cut_short(journal: Any) -> None:

@@ -14,6 +14,7 @@ pauses the flow.  A success is made durable in the journal *before*
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import shutil
@@ -40,7 +41,7 @@ from ferryman.sources.schedule.config import ScheduleSourceConfig
 from ferryman.steps import STEPS, Step, StepContext
 from ferryman.transports import TransportPool
 from ferryman.transports.local import make_durable
-from ferryman.units import format_duration
+from ferryman.units import format_duration, format_size
 
 log = logging.getLogger("ferryman")
 
@@ -199,7 +200,6 @@ class Engine:
             stored = self.journal.get(problem.item_id) if problem.item_id else None
             if stored is not None and stored.state in (State.FAILED, State.PENDING, State.RUNNING):
                 stored.state, stored.error = State.SKIPPED, f"cleared: {problem.message}"
-                stored.meta["cleared_at"] = f"{time.time():.3f}"
                 self.journal.finish(stored)
                 self._finished(flow, stored)
             self.hub.succeeded(flow_name)
@@ -392,6 +392,9 @@ class Engine:
                 self._finished(flow, item)
                 return
         used_work = item.step > 0  # a resumed item may hold files from earlier runs
+        began = time.monotonic()
+        size = _size(item.files)
+        delivered: list[str] = []
         for index in range(item.step, len(flow.steps)):
             step = flow.steps[index]
             attempt_dir = work / f"{index:02d}-{step.config.type}-{item.attempts}"
@@ -419,6 +422,7 @@ class Engine:
                     item.files = list(result.files)
                 item.meta.update(result.meta)
             outputs = result.outputs if result is not None else {}
+            delivered += [str(place) for place in as_list(outputs.get("delivered"))]
             run = StepRun(item.id, index, step.config.title, started, time.time(), "done", None, outputs)
             self.journal.step_done(run, [str(p) for p in item.files], item.meta)
             item.step, item.attempts, item.error, item.error_type = index + 1, 1, None, None
@@ -436,6 +440,13 @@ class Engine:
         if used_work or item.attempts > 1:
             shutil.rmtree(work, ignore_errors=True)
         if item.state == State.DONE:
+            name = item.meta.get("name") or item.origin
+            took = format_duration(round(time.monotonic() - began, 3))
+            if delivered:
+                log.info("%s: delivered %s (%s) to %s in %s", flow.name, name, format_size(size),
+                         ", ".join(delivered), took)
+            else:
+                log.info("%s: done %s (item %s) in %s", flow.name, name, item.id, took)
             self.hub.succeeded(flow.name)
         self._finished(flow, item)
 
@@ -603,6 +614,19 @@ def _call(step: Step[Any], item: Item, ctx: StepContext, timeout: float | None) 
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+def as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _size(files: Sequence[Any]) -> int:
+    """Bytes in the item's files as they came (0 for those that cannot be read)."""
+    total = 0
+    for path in files:
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size
+    return total
 
 
 def _error_type(exc: Exception) -> str:

@@ -6,15 +6,19 @@ link in a message, an error or a traceback shows as ``https://host/path?…``.
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.handlers
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from ferryman.config import LogConfig
 from ferryman.redact import redact
 
 FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
+FORMATS = ("text", "json")
 
 
 class RedactingFormatter(logging.Formatter):
@@ -24,8 +28,36 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def setup(config: LogConfig | None, root: Path | None, *, verbose: int = 0, quiet: bool = False) -> None:
-    """Configure the ``ferryman`` logger (idempotent: handlers from an earlier call are replaced)."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (for journald, Loki, jq): time, level, logger, message, and the
+    traceback as ``exception``; redacted like the text lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                 "level": record.levelname.lower(), "logger": record.name,
+                 "message": redact(record.getMessage())}
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time, so a progress bar that redirects it keeps
+    itself on the last line, with the log lines printed above it."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+def setup(config: LogConfig | None, root: Path | None, *, verbose: int = 0, quiet: bool = False,
+          form: str = "text") -> None:
+    """Configure the ``ferryman`` logger (idempotent: handlers from an earlier call are replaced);
+    `form` is ``text`` or ``json`` (one object per line, stderr and files alike)."""
     logger = logging.getLogger("ferryman")
     for old in list(logger.handlers):
         logger.removeHandler(old)
@@ -37,9 +69,10 @@ def setup(config: LogConfig | None, root: Path | None, *, verbose: int = 0, quie
         level = "DEBUG"
     if quiet:
         level = "WARNING"
-    stderr = logging.StreamHandler(sys.stderr)
+    formatter = JsonFormatter() if form == "json" else RedactingFormatter(FORMAT)
+    stderr = _Stderr()
     stderr.setLevel(level)
-    stderr.setFormatter(RedactingFormatter(FORMAT))
+    stderr.setFormatter(formatter)
     logger.addHandler(stderr)
     if config is None or root is None or not config.files:
         return
@@ -55,5 +88,5 @@ def setup(config: LogConfig | None, root: Path | None, *, verbose: int = 0, quie
         else:
             handler = logging.FileHandler(path, encoding="utf-8")
         handler.setLevel(file_level.upper())
-        handler.setFormatter(RedactingFormatter(FORMAT))
+        handler.setFormatter(formatter)
         logger.addHandler(handler)
