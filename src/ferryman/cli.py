@@ -135,51 +135,104 @@ def init(template: str, output: str, force: bool, **options: Any) -> None:
     click.echo(f"wrote {target}; check it with: ferryman check -c {target}")
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES)
 @config_option
-@click.option("--connect", is_flag=True, help="Also log in to every connection and list its remote path.")
-def check(config_path: str | None, connect: bool) -> None:
-    """Validate the config; print every problem (exit 2 when there is one)."""
-    loaded = load(config_path)
-    for warning in loaded.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    config = loaded.config
-    problems = _schedule_problems(loaded)
-    if problems:
-        for problem in problems:
-            click.echo(f"ferryman: {problem}", err=True)
-        sys.exit(2)
-    flows = ", ".join(config.flows) or "none"
-    click.echo(f"{loaded.path}: ok — flows: {flows}; connections: {len(config.connections)}; "
-               f"notifiers: {len(config.notify)}")
-    if not connect:
+@click.option("--connect", is_flag=True,
+              help="Also log in to every connection and look at each mailbox, bucket and folder the flows name "
+                   "(a delivery place gets a small .ferryman-check file, written and removed).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for scripts.")
+def check(config_path: str | None, connect: bool, as_json: bool) -> None:
+    """Validate the config and look for what would fail: one line per problem, with its key and line."""
+    from ferryman import preflight
+
+    try:
+        loaded = config_module.load(config_path or _root_config())
+    except ConfigError as exc:
+        path = _config_file(config_path)
+        findings = [preflight.Finding(*_split(problem)) for problem in exc.problems]
+        _report_check(path, None, findings, {}, [], as_json)
         return
-    from ferryman.probe import PROBES
+    findings = preflight.local(loaded)
+    connections: dict[str, dict[str, object]] = {}
+    places: list[str] = []
+    if connect:
+        from ferryman.probe import PROBES
 
-    failed = 0
-    for name, conn in config.connections.items():
-        probe: Callable[[str, Any], str] | None = PROBES.get(conn.type)
-        if probe is None:
-            click.echo(f"  {name} ({conn.type}): not checked (no probe for this type)")
-            continue
-        try:
-            click.echo(f"  {name} ({conn.type}): ok — {probe(name, conn)}")
-        except Exception as exc:
-            failed += 1
-            click.echo(f"  {name} ({conn.type}): FAILED — {describe(exc)}")
-    if failed:
-        sys.exit(1)
+        for name, conn in loaded.config.connections.items():
+            probe: Callable[[str, Any], str] | None = PROBES.get(conn.type)
+            if probe is None:
+                connections[name] = {"type": conn.type, "ok": None, "detail": "not checked (no probe for this type)"}
+                continue
+            try:
+                connections[name] = {"type": conn.type, "ok": True, "detail": probe(name, conn)}
+            except Exception as exc:
+                connections[name] = {"type": conn.type, "ok": False, "detail": describe(exc)}
+                findings.append(preflight.Finding(f"connections.{name}", describe(exc), 3))
+        for seen in preflight.remote(loaded):
+            if isinstance(seen, preflight.Finding):
+                findings.append(seen)
+            else:
+                places.append(seen)
+    _report_check(loaded.path, loaded, findings, connections, places, as_json)
 
 
-def _schedule_problems(loaded: LoadedConfig) -> list[str]:
-    """What the config model cannot see: a ``for_each`` file that cannot be read."""
-    from ferryman.sources.schedule.each import check_file
+def _root_config() -> str | None:
+    context = click.get_current_context(silent=True)
+    return context.find_root().params.get("config_path") if context else None
 
-    problems = []
-    for name, flow in loaded.config.flows.items():
-        if flow.source.type == "schedule" and (problem := check_file(flow.source, loaded.base_dir)):  # type: ignore[arg-type]
-            problems.append(f"flows.{name}.source.{problem}")
-    return problems
+
+def _config_file(path: str | None) -> Path:
+    try:
+        return config_module.find_config(path or _root_config())
+    except ConfigError:
+        return Path(path or _root_config() or config_module.DEFAULT_FILE)
+
+
+def _split(problem: str) -> tuple[str, str]:
+    key, sep, message = problem.partition(": ")
+    return (key, message) if sep and " " not in key else ("", problem)
+
+
+def _report_check(path: Path, loaded: LoadedConfig | None, findings: list[Any],
+                  connections: dict[str, dict[str, object]], places: list[str], as_json: bool) -> None:
+    """Print what `check` found and exit: 2 when the config is wrong, 3 when a source cannot be
+    read (the config is right), 0 when nothing is wrong."""
+    from ferryman import preflight
+
+    try:
+        lines = preflight.lines_of(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        lines = {}
+    code = max((f.code for f in findings), default=0, key=lambda c: (c == 2, c))
+    warnings = loaded.warnings if loaded else []
+    if as_json:
+        display.print_json({
+            "config": str(path), "ok": not findings, "code": code,
+            "flows": list(loaded.config.flows) if loaded else [],
+            "warnings": warnings,
+            "problems": [{**f.as_dict(), "line": preflight.line_of(lines, f.key) if f.key else None}
+                         for f in findings],
+            **({"connections": connections, "places": places} if connections or places else {}),
+        })
+        sys.exit(code)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for finding in findings:
+        line = preflight.line_of(lines, finding.key) if finding.key else None
+        at = f" (line {line})" if line else ""
+        click.echo(redact(f"error: {finding}{at}" if finding.key else f"error: {finding.message}"), err=True)
+    if loaded and not findings:
+        config = loaded.config
+        click.echo(f"{loaded.path}: ok — flows: {', '.join(config.flows)}; connections: "
+                   f"{len(config.connections)}; notifiers: {len(config.notify)}")
+    for name, seen in connections.items():
+        state = {True: "ok — ", False: "FAILED — ", None: ""}[seen["ok"]]  # type: ignore[index]
+        click.echo(redact(f"  {name} ({seen['type']}): {state}{seen['detail']}"))
+    for place in places:
+        click.echo(redact(f"  {place}"))
+    if findings:
+        n = len(findings)
+        fail(f"{n} problem{'s' if n != 1 else ''} in {path}", code)
 
 
 @main.command()

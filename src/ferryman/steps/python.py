@@ -103,6 +103,16 @@ class PythonStep(Step[PythonConfig]):
             return self._target
 
     def _load(self) -> Callable[..., Any]:
+        obj = self.locate()
+        if isinstance(obj, type):
+            obj = self._instantiate(obj)
+        if not callable(obj):
+            raise PermanentError(f"python: {self.config.call!r} is not callable")
+        return obj  # type: ignore[no-any-return]
+
+    def locate(self) -> Any:
+        """The function or class that `call` names, imported (not called, not built): what
+        ``ferryman check`` looks for."""
         for entry in reversed(self.config.pythonpath):
             folder = str(self.flow.resolve(entry))
             if folder not in sys.path:
@@ -121,11 +131,9 @@ class PythonStep(Step[PythonConfig]):
                 obj = getattr(obj, part)
             except AttributeError:
                 raise PermanentError(f"python: module {module_name!r} has no {attribute!r}") from None
-        if isinstance(obj, type):
-            obj = self._instantiate(obj)
         if not callable(obj):
             raise PermanentError(f"python: {self.config.call!r} is not callable")
-        return obj  # type: ignore[no-any-return]
+        return obj
 
     def _instantiate(self, cls: type) -> Any:
         if self.config.init == "config":
