@@ -132,7 +132,29 @@ def init(template: str, output: str, force: bool, **options: Any) -> None:
     if target.exists() and not force:
         fail(f"{target} exists; use --force to replace it")
     target.write_text(text, encoding="utf-8")
-    click.echo(f"wrote {target}; check it with: ferryman check -c {target}")
+    made = _make_watched_folders(target)
+    also = f" and made the watched folder{'s' if len(made) > 1 else ''} {', '.join(made)}" if made else ""
+    click.echo(f"wrote {target}{also}; check it with: ferryman check -c {target}")
+
+
+def _make_watched_folders(target: Path) -> list[str]:
+    """The folders a new config watches, made when missing, so that its first `check` passes."""
+    try:
+        loaded = config_module.load(target)
+    except ConfigError:
+        return []
+    made = []
+    for flow in loaded.config.flows.values():
+        for folder in getattr(flow.source, "folders", []) if flow.source.type == "folder" else []:
+            path = Path(folder).expanduser()
+            path = path if path.is_absolute() else loaded.base_dir / path
+            if not path.exists():
+                try:
+                    path.mkdir(parents=True)
+                except OSError:
+                    continue
+                made.append(folder)
+    return made
 
 
 @main.command(epilog=EXIT_CODES)
@@ -232,7 +254,7 @@ def _report_check(path: Path, loaded: LoadedConfig | None, findings: list[Any],
         click.echo(redact(f"  {place}"))
     if findings:
         n = len(findings)
-        fail(f"{n} problem{'s' if n != 1 else ''} in {path}", code)
+        fail(f"{n} problem{'s' if n != 1 else ''} in the configuration {path}", code)
 
 
 @main.command()

@@ -253,6 +253,8 @@ class Daemon:
                     candidates = flow.source.by_hand()
                 else:
                     candidates = list(flow.source.scan())
+            except ConfigError:
+                raise  # the command line asked for what the config does not have (--each): exit 2
             except FerrymanError as exc:
                 flow.context.problems.report(f"source {name}", f"cannot read the source: {describe(exc)}",
                                              origin=flow.config.source.type)

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from ferryman import templates
 from ferryman.config import LoadedConfig
-from ferryman.errors import FerrymanError, describe
+from ferryman.errors import FerrymanError, TransientError, describe
 from ferryman.flow import FlowContext
 from ferryman.secrets import Secret
 from ferryman.transports import Location, TransportPool, parse_location
@@ -222,8 +222,9 @@ def _writable(key: str, to: str, pool: TransportPool) -> Finding | str:
                 transport.makedirs(folder)
                 transport.put(Path(local.name), probe)
                 transport.remove(probe)
-        except FerrymanError as exc:
-            return Finding(key, f"cannot write to {where}: {describe(exc)}")
+        except FerrymanError as exc:  # a server that cannot be reached is a 3, a refusal a 2
+            return Finding(key, f"cannot write to {where}: {describe(exc)}",
+                           UNREADABLE if isinstance(exc, TransientError) else CONFIG)
     return f"{key}: {where} is writable"
 
 

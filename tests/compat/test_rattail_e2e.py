@@ -163,8 +163,9 @@ def test_a_failing_action_skips_the_rest_for_that_file_only(site: Site) -> None:
         ("process", "c.csv"), ("fail_on", "c.csv"), ("second", "c.csv"),
     ]
     assert "cannot handle b.csv" in done.stdout + done.stderr
-    site.once()  # nothing is handled twice, the failed file waits for `ferryman retry`
+    again = site.once(expect=1)  # nothing is handled twice; the failed file waits for `ferryman retry`: exit 1
     assert len(site.calls()) == 8
+    assert "1 failed item from earlier runs still wait" in again.stdout
 
 
 def test_stop_on_error(site: Site) -> None:
@@ -182,8 +183,11 @@ def test_stop_on_error(site: Site) -> None:
     """)
     site.once(expect=1)
     assert site.seen() == [("fail_on", "a.csv")]
-    site.once()
+    paused = site.once(expect=1)  # the failure still waits (1 wins over the pause's 4)
     assert site.seen() == [("fail_on", "a.csv")]  # still paused
+    assert "foo is paused" in paused.stdout
+    site.run("dismiss", "--failed")
+    assert site.once(expect=4).stdout.strip().endswith("exit 4: a flow is paused")
     assert "foo resumed" in site.run("resume", "foo").stdout
     site.once()
     assert site.seen() == [("fail_on", "a.csv"), ("fail_on", "b.csv"), ("fail_on", "c.csv")]

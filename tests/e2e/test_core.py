@@ -153,7 +153,7 @@ def test_init_writes_a_config_that_checks_and_runs(tmp_path: Path) -> None:
     assert "wrote ferryman.toml" in done.stdout
     assert ferryman("init", "--output", "ferryman.toml", cwd=tmp_path).returncode == 2  # no overwrite
     assert ferryman("check", cwd=tmp_path, check=True).returncode == 0
-    (tmp_path / "inbox").mkdir()
+    assert (tmp_path / "inbox").is_dir(), "init makes the folder its config watches"
     (tmp_path / "inbox" / "report.csv").write_text("a,b\n")
     ferryman("run", "--once", cwd=tmp_path, check=True)
     assert (tmp_path / "outbox" / "report.csv").exists()

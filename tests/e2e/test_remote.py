@@ -201,15 +201,32 @@ to = "out/{{now:%Y}}"
 
 def test_check_connect_reports_each_connection(tmp_path: Path, sftp_server: SshServer,
                                                ftp: FtpServer) -> None:
+    (tmp_path / "pickup").mkdir()
     config = tmp_path / "ferryman.toml"
-    config.write_text(f"[ferryman]\nroot = \"state\"\n{connections(sftp_server, ftp)}")
+    config.write_text(f"""[ferryman]\nroot = "state"\n{connections(sftp_server, ftp)}
+[flows.relay.source]
+type = "sftp"
+url = "sftp://partner{tmp_path}/pickup"
+
+[[flows.relay.steps]]
+type = "deliver"
+to = "ftp://drop/incoming/{{now:%Y}}"
+""")
     ok = ferryman("check", "--connect", "-c", str(config), env=ENV)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "partner (sftp): ok" in ok.stdout and "drop (ftp): ok" in ok.stdout
+    assert f"flows.relay.source.url: sftp://partner{tmp_path}/pickup can be listed (empty)" in ok.stdout
+    assert "flows.relay.steps[0].to: ftp://drop/incoming is writable" in ok.stdout
+    assert not any(".ferryman-check" in p.name for p in ftp.root.rglob("*")), "the probe file is removed"
+    missing = config.read_text().replace("/pickup", "/nowhere")
+    config.write_text(missing)
+    gone = ferryman("check", "--connect", "-c", str(config), env=ENV)
+    assert gone.returncode == 3, gone.stdout + gone.stderr
+    assert f"flows.relay.source.url: cannot list sftp://partner{tmp_path}/nowhere" in gone.stderr
     ftp.stop()
     down = ferryman("check", "--connect", "-c", str(config), env=ENV)
     ftp.start()
-    assert down.returncode == 1
+    assert down.returncode == 3  # a server that cannot be reached
     assert "drop (ftp): FAILED" in down.stdout and "connection refused" in down.stdout
     assert PASSWORD not in down.stdout + down.stderr
 
@@ -325,6 +342,6 @@ to = "out"
         run = ferryman("run", "--once", "-c", str(config), env=ENV, timeout=60)
     finally:
         ftp.start()
-    assert run.returncode == 1
+    assert run.returncode == 3  # a source that cannot be read
     assert "connection refused" in run.stdout + run.stderr
     assert PASSWORD not in run.stdout + run.stderr

@@ -178,7 +178,7 @@ def test_for_each_and_each_selection(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cioc_b.txt", "cioc_c.txt"]
     assert "run by hand at" in done.stdout and "(cioc_b)" in done.stdout
     wrong = ferryman("run", "--once", "--now", "--each", "cioc_x", cwd=tmp_path)
-    assert wrong.returncode == 1
+    assert wrong.returncode == 2  # the command line asked for what the config does not have
     assert "--each 'cioc_x' is not a for_each value of flow 'tick' (values: cioc_a, cioc_b, cioc_c)" in (
         wrong.stdout + wrong.stderr)
     alone = ferryman("run", "--now", cwd=tmp_path)

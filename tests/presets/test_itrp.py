@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import os
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,14 @@ def test_init_itrp_writes_a_config_that_checks(tmp_path: Path) -> None:
                     "--to", str(tmp_path / "out"), "--ftp", "ftp.example.com", "--ftp-dir", "my/exports.v2",
                     "--output", "f.toml", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    checked = ferryman("check", "-c", "f.toml", cwd=tmp_path)
+    unset = ferryman("check", "-c", "f.toml", cwd=tmp_path)
+    assert unset.returncode == 2, "check resolves the secrets the config names"
+    assert "connections.mail.password: secret: environment variable FERRYMAN_IMAP_PASSWORD is not set" in unset.stderr
+    env = {**os.environ, "FERRYMAN_IMAP_PASSWORD": "pw", "FERRYMAN_FTP_PASSWORD": "pw"}
+    checked = ferryman("check", "-c", "f.toml", cwd=tmp_path, env=env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "warning" not in checked.stderr           # no literal secrets, TLS checked
+    assert "pw" not in checked.stdout.replace("ftp", "")
 
     loaded = config_module.load(tmp_path / "f.toml")
     (flow,) = loaded.config.flows.values()

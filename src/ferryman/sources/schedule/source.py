@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ferryman.errors import PermanentError
+from ferryman.errors import ConfigError, PermanentError
 from ferryman.flow import FlowContext
 from ferryman.item import Candidate, Item, State
 from ferryman.sources.base import Emit, Source
@@ -181,11 +181,11 @@ class ScheduleSource(Source[ScheduleSourceConfig]):
         if not self.only_each:
             return values
         if values is None:
-            raise PermanentError(f"--each: flow {self.flow.flow!r} has no for_each")
+            raise ConfigError(f"--each: flow {self.flow.flow!r} has no for_each")
         unknown = [v for v in self.only_each if v not in values]
         if unknown:
-            raise PermanentError(f"--each {unknown[0]!r} is not a for_each value of flow {self.flow.flow!r} "
-                                 f"(values: {', '.join(values) or 'none'})")
+            raise ConfigError(f"--each {unknown[0]!r} is not a for_each value of flow {self.flow.flow!r} "
+                              f"(values: {', '.join(values) or 'none'})")
         return [v for v in values if v in self.only_each]
 
     @staticmethod
