@@ -7,6 +7,7 @@ config or start-up error (a second daemon on the same root included).
 from __future__ import annotations
 
 import inspect
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -351,7 +352,8 @@ def _items_summary(items: list[Item], delivered: dict[str, list[str]]) -> None:
 @main.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
-def status(config_path: str | None, as_json: bool) -> None:
+@click.option("--wide", is_flag=True, help="Print every error whole (not cut to the terminal).")
+def status(config_path: str | None, as_json: bool, wide: bool) -> None:
     """Flows, backlog, failures and paused flows."""
     from ferryman.daemon import running_pid
     from ferryman.expect import overdue
@@ -397,8 +399,10 @@ def status(config_path: str | None, as_json: bool) -> None:
             for name, s in schedules.items()])
     if failed:
         click.echo("\nrecent failures:")
+        room = 100_000 if wide or not sys.stdout.isatty() else max(30, shutil.get_terminal_size().columns - 40)
         for item in failed:
-            click.echo(f"  {item.id}  {item.flow}  {display.when(item.updated_at)}  {display.short(item.error, 80)}")
+            line = f"  {item.id}  {item.flow}  {display.when(item.updated_at)}  "
+            click.echo(line + display.short(item.error, max(30, room - len(item.flow)) if not wide else 100_000))
 
 
 def _schedule_status(journal: Journal, flow: str, source: Any) -> dict[str, str | None]:
@@ -418,7 +422,9 @@ def _schedule_status(journal: Journal, flow: str, source: Any) -> dict[str, str 
 @click.option("--state", type=click.Choice([str(s) for s in State]), help="Only items in this state.")
 @click.option("--limit", default=50, show_default=True, help="At most this many items.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list.")
-def history(config_path: str | None, flow: str | None, state: str | None, limit: int, as_json: bool) -> None:
+@click.option("--wide", is_flag=True, help="Print every origin and error whole (not cut to the terminal).")
+def history(config_path: str | None, flow: str | None, state: str | None, limit: int, as_json: bool,
+            wide: bool) -> None:
     """Items, newest first."""
     loaded = load(config_path)
     with journal_of(loaded) as journal:
@@ -429,7 +435,7 @@ def history(config_path: str | None, flow: str | None, state: str | None, limit:
         return
     display.table(None, ("id", "flow", "state", "tries", "updated", "origin / error"), [
         (i.id, i.flow, str(i.state), str(i.attempts), display.when(i.updated_at),
-         display.short(i.error or i.origin, 80)) for i in items])
+         display.short(i.error or i.origin, 100_000 if wide else 160)) for i in items], shrink=5, wide=wide)
 
 
 @main.command()

@@ -1,6 +1,6 @@
 """How items, flows and step runs are shown by ``status``, ``history`` and ``show``.
 
-Plain aligned text (rich tables on a terminal) or one JSON document with
+Plain aligned text (fitted to a terminal, `--wide` whole) or one JSON document with
 ``--json``.  Nothing shown here can hold a secret: the journal never has a
 password, and every URL is redacted on its way out (`ferryman.redact`: a
 pre-signed link shows as ``https://host/path?…``) unless ``show --reveal``
@@ -10,13 +10,11 @@ asked for it whole.  `short` and `print_json` redact; so does `show_item`.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-
-from rich.console import Console
-from rich.table import Table
 
 from ferryman.item import Item, StepRun
 from ferryman.redact import redact, redact_data
@@ -51,23 +49,42 @@ def print_json(data: object, *, reveal: bool = False) -> None:
     sys.stdout.write("\n")
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A table: rich on a terminal, tab-free aligned text otherwise (for grep and scripts)."""
-    if sys.stdout.isatty():
-        t = Table(title=title, show_lines=False)
-        for column in columns:
-            t.add_column(column)
-        for row in rows:
-            t.add_row(*row)
-        Console().print(t)
-        return
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]], *,
+          shrink: int | None = None, wide: bool = False) -> None:
+    """A table of aligned text, two spaces between columns (for the eye, grep and scripts).
+
+    On a terminal the header is bold and the column `shrink` (an origin, an error) is cut so that
+    the table fits its width — a path keeps its end, where the file name is — unless `wide`,
+    which prints it whole."""
+    tty = sys.stdout.isatty()
+    if tty and shrink is not None and not wide:
+        rows = _fit(columns, rows, shrink, shutil.get_terminal_size().columns - 2 * (len(columns) - 1))
     if title:
         print(title)
     widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(c)
               for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    header = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()
+    print(f"\033[1m{header}\033[0m" if tty else header)
     for row in rows:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _fit(columns: Sequence[str], rows: Sequence[Sequence[str]], shrink: int, room: int) -> list[list[str]]:
+    """`rows` with column `shrink` cut to what is left of `room` after the other columns."""
+    others = sum(max(len(c), *(len(str(r[i])) for r in rows)) if rows else len(c)
+                 for i, c in enumerate(columns) if i != shrink)
+    width = max(len(columns[shrink]), 20, room - others)
+    return [[cut(str(v), width) if i == shrink else str(v) for i, v in enumerate(row)] for row in rows]
+
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters: a path loses its start (``…/in/a.csv``), other
+    text its end."""
+    if len(text) <= width:
+        return text
+    if text.startswith("/") and " " not in text:
+        return "…" + text[len(text) - width + 1:]
+    return text[: width - 1] + "…"
 
 
 def short(text: str | None, width: int = 70, *, reveal: bool = False) -> str:
@@ -75,7 +92,7 @@ def short(text: str | None, width: int = 70, *, reveal: bool = False) -> str:
     if not text:
         return ""
     text = text if reveal else redact(text)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return cut(text, width)
 
 
 def show_item(item: Item, steps: Sequence[StepRun], *, reveal: bool = False) -> None:
