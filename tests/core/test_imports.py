@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
      "ferryman.logs"),
     ("ferryman.daemon",),
     ("ferryman.engine", "ferryman.expect"),
-    ("ferryman.config", "ferryman.probe"),
+    ("ferryman.config", "ferryman.probe", "ferryman.preflight"),
     ("ferryman.sources", "ferryman.steps", "ferryman.notify"),
     ("ferryman.flow",),
     ("ferryman.transports",),
