@@ -258,7 +258,7 @@ def _report_check(path: Path, loaded: LoadedConfig | None, findings: list[Any],
         fail(f"{n} problem{'s' if n != 1 else ''} in the configuration {path}", code)
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES)
 @config_option
 @click.option("--once", is_flag=True, help="Handle what is there now, wait for it, exit (1 if any failed).")
 @click.option("--flow", "flows", multiple=True, metavar="NAME", help="Only run this flow (repeatable).")

@@ -202,7 +202,8 @@ class Engine:
                 stored.state, stored.error = State.SKIPPED, f"cleared: {problem.message}"
                 self.journal.finish(stored)
                 self._finished(flow, stored)
-            self.hub.succeeded(flow_name)
+            if not flow.context.problems.open():
+                self.hub.succeeded(flow_name)
         except JournalError as exc:
             log.warning("%s: could not journal the problem %r: %s", flow_name, problem.subject, exc)
 
@@ -447,7 +448,8 @@ class Engine:
                          ", ".join(delivered), took)
             else:
                 log.info("%s: done %s (item %s) in %s", flow.name, name, item.id, took)
-            self.hub.succeeded(flow.name)
+            if not flow.context.problems.open():  # no recovery notice while a problem is open
+                self.hub.succeeded(flow.name)
         self._finished(flow, item)
 
     def _failed(self, flow: Flow, item: Item, step: Step[Any], exc: Exception) -> None:

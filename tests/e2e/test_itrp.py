@@ -167,7 +167,7 @@ def test_a_failed_download_keeps_the_mail_until_it_succeeds(dovecot: Dovecot, ht
     assert not (tmp_path / "out").exists()
     tries = https_server.requests["/files/flaky-777.zip"]
     assert tries == 2                                            # attempts = 2: tried twice, no more
-    assert ferryman("run", "--once", "-c", str(config), env=ENV).returncode == 0
+    assert ferryman("run", "--once", "-c", str(config), env=ENV).returncode == 1  # it still waits: exit 1
     assert https_server.requests["/files/flaky-777.zip"] == tries  # a failed item waits for `retry`
 
     https_server.failing.discard("flaky-777.zip")
