@@ -30,6 +30,7 @@ from ferryman.engine import Engine, Flow
 from ferryman.errors import ConfigError, FerrymanError, describe
 from ferryman.item import Candidate, Item, State
 from ferryman.journal import open_journal
+from ferryman.retention import RetentionTimer, prune_configured
 from ferryman.sources.schedule import ScheduleSource
 
 log = logging.getLogger("ferryman")
@@ -162,10 +163,12 @@ class Daemon:
 
     def _run(self, journal: Any) -> int:
         engine = self._engine(journal)
+        retention = RetentionTimer(lambda: self.loaded, journal)  # keep_history: prunes hourly
         try:
             if self.once:
                 return self._once(engine)
             log.info("ferryman %d started: %s", os.getpid(), ", ".join(engine.flows) or "no flows")
+            retention.start()
             while True:
                 self._start_sources(engine)
                 engine.resume_unfinished()
@@ -184,6 +187,7 @@ class Daemon:
                 self.reload.clear()
                 engine = self._reloaded(engine, journal)
         finally:
+            retention.close()
             engine.close()
 
     def _reloaded(self, engine: Engine, journal: Any) -> Engine:
@@ -237,6 +241,7 @@ class Daemon:
                     str(place) for run in engine.journal.steps(item.id)
                     for place in _as_list(run.outputs.get("delivered"))
                 ]
+        prune_configured(self.loaded.config, engine.journal)  # keep_history, for runs from cron
         return 1 if self.report.failed else 0
 
     def _serve(self, engine: Engine) -> None:
