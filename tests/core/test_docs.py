@@ -3,6 +3,10 @@
 1. Every TOML block is parsed with tomllib and its keys are walked against the config models
    (the member of a source, step, connection or notifier union is chosen by its ``type``):
    a key the models do not have fails, naming the page, the block's line and the key path.
+   Commented-out settings in a block (``# path_style = true``) are walked too, under the table
+   they sit in (only their keys: their values are not validated), and so is every inline
+   ``key = value`` of the prose, against the keys of all models together (`FOREIGN` lists the
+   other tools' keys that the migration pages quote).
 2. Every TOML block is then run through ``ferryman check`` (the command, in this process),
    completed first:
    the connections and notifiers the page's other blocks declare are added, a notifier named
@@ -180,6 +184,55 @@ def test_every_key_in_a_toml_block_is_a_key_of_the_models(block: Block) -> None:
     assert not problems, f"{block.where}: " + "; ".join(problems)
 
 
+COMMENTED = re.compile(r"^\s*#\s*([A-Za-z_][\w-]*\s*=\s*\S.*)$")
+HEADER = re.compile(r"^\s*(\[\[?[^\]#]+\]\]?)\s*(#.*)?$")
+
+
+def _table(data: Any, header: str, occurrence: int) -> dict[str, Any] | None:
+    """The table a header names in parsed `data` (for ``[[x]]``: its `occurrence`-th element)."""
+    names = tomllib.loads(f"probe = {{ {header.strip('[]').strip()} = 1 }}")["probe"]
+    node: Any = data
+    while isinstance(names, dict) and isinstance(node, dict):
+        (name, names), = names.items()
+        node = node.get(name)
+    if header.startswith("[[") and isinstance(node, list):
+        node = node[occurrence] if occurrence < len(node) else None
+    return node if isinstance(node, dict) else None
+
+
+def commented_keys(block: Block) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Commented-out settings (``# path_style = true``), each parsed under the table header above
+    it, with its line: the options a block offers in comments are keys too.  The table's
+    ``type`` is carried over from the block, so the key is checked against the right model."""
+    data = tomllib.loads(block.text)
+    header, seen = "", {}
+    for number, line in enumerate(block.text.splitlines(), block.line + 1):
+        found = HEADER.match(line)
+        if found:
+            header = found[1]
+            seen[header] = seen.get(header, -1) + 1
+            continue
+        match = COMMENTED.match(line)
+        if not match:
+            continue
+        table = _table(data, header, seen.get(header, 0)) if header else data
+        kind = f'type = {toml_value(table["type"])}\n' if table and "type" in table else ""
+        for text in (match[1], re.sub(r"\s+#.*$", "", match[1])):  # with or without a trailing comment
+            try:
+                parsed = tomllib.loads(f"{header}\n{kind if not text.startswith('type') else ''}{text}\n")
+            except tomllib.TOMLDecodeError:
+                continue
+            yield number, parsed
+            break
+
+
+@pytest.mark.parametrize("block", TOML_BLOCKS, ids=[b.where for b in TOML_BLOCKS])
+def test_every_commented_out_key_is_a_key_of_the_models(block: Block) -> None:
+    problems = [f"{block.page.relative_to(ROOT)}:{n}: {problem}"
+                for n, data in commented_keys(block) for problem in unknown_keys(data, Config, "")]
+    assert not problems, "\n".join(problems)
+
+
 def test_the_walk_finds_what_it_must() -> None:
     """The walker itself: the issue's mismatches are found, and right keys pass."""
     bad = {"flows": {"f": {"source": {"type": "folder", "path": "/in"},
@@ -247,6 +300,15 @@ def test_keys_written_in_prose_exist() -> None:
                 for page in PAGES for n, key, code in prose_assignments(page)
                 if key not in keys and key not in FOREIGN]
     assert not problems, "\n".join(problems)
+
+
+def test_commented_keys_are_checked_against_their_table_type() -> None:
+    block = Block(ROOT / "README.md", 1, '[connections.s]\ntype = "s3"\n# path_styel = true   # a typo\n'
+                  '# region = "x"\n[[flows.f.steps]]\ntype = "zip"\n[[flows.f.steps]]\ntype = "gunzip"\n'
+                  '# password = "x"\n', None)
+    assert [(n, problem) for n, data in commented_keys(block) for problem in unknown_keys(data, Config, "")] == [
+        (4, 'connections.s.path_styel: no such key in S3Connection (type = "s3")'),
+        (10, 'flows.f.steps[0].password: no such key in GunzipConfig (type = "gunzip")')]
 
 
 def test_fragments_say_why() -> None:
