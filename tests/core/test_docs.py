@@ -10,8 +10,9 @@
 2. Every TOML block is then run through ``ferryman check`` (the command, in this process),
    completed first:
    the connections and notifiers the page's other blocks declare are added, a notifier named
-   but declared nowhere becomes a ``log`` notifier, a flow without a source gets a placeholder
-   folder source, every absolute path is moved
+   but declared nowhere becomes a ``log`` notifier, a block without flows gets one, a flow
+   without a source gets a placeholder folder source, a ``python`` step's module gets a stand-in
+   (on its ``pythonpath``), every absolute path is moved
    under a temporary folder (created: a folder, or a file for keys that name one),
    ``{ env = … }`` secrets are set, ``{ command = … }`` secrets become ``echo``.
    A block that is only a piece of a config (it names a connection or a notifier it does not
@@ -342,6 +343,22 @@ def _placeholders(data: Any, tmp: Path, env: dict[str, str | None], key: str = "
     return data
 
 
+def _stub(tmp: Path, call: str) -> Path:
+    """A folder holding a stand-in for the reader's own Python module that a python step names
+    (``acme.exports:clean``), so that `check` can import it."""
+    module, _, attribute = call.partition(":")
+    folder = tmp / "modules"
+    path = folder.joinpath(*module.split("."))
+    for package in [path.parents[n] for n in range(len(module.split(".")) - 1)]:
+        package.mkdir(parents=True, exist_ok=True)
+        (package / "__init__.py").touch()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = f"class {attribute}:\n    def __init__(self, *a, **k): pass\n    def __call__(self, *a, **k): pass\n" \
+        if attribute[:1].isupper() else f"def {attribute}(*a, **k): pass\n"
+    path.with_suffix(".py").write_text(body)
+    return folder
+
+
 def declared(page: Path) -> dict[str, dict[str, Any]]:
     """The connections and notifiers that the page's TOML blocks declare: a page tells one story,
     and its later blocks use what an earlier one declared."""
@@ -362,7 +379,13 @@ def completed(data: dict[str, Any], tmp: Path, env: dict[str, str | None],
         if entries:
             data[table] = {**entries, **data.get(table, {})}
     data = _placeholders(data, tmp, env)
+    if not data.get("flows"):  # a block about connections or settings: one flow to carry them
+        (tmp / "in").mkdir(exist_ok=True)
+        data["flows"] = {"docs-placeholder": {"source": {"type": "folder", "path": str(tmp / "in")}}}
     for flow in data.get("flows", {}).values():
+        for step in flow.get("steps", []) if isinstance(flow, dict) else []:
+            if isinstance(step, dict) and step.get("type") == "python" and ":" in str(step.get("call", "")):
+                step["pythonpath"] = [*step.get("pythonpath", []), str(_stub(tmp, str(step["call"])))]
         for name in flow.get("notify", []) if isinstance(flow, dict) else []:
             # A notifier the flow names but the page never declares: a log notifier stands in.
             data.setdefault("notify", {}).setdefault(name, {"type": "log"})
