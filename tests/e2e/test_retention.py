@@ -195,3 +195,22 @@ def test_export_to_a_full_disk_fails_loudly(tmp_path: Path) -> None:
     existing.write_text("keep me")
     refused = ferryman("journal", "export", "--json", "-o", str(existing), "-c", str(config))
     assert refused.returncode == 2 and "exists" in refused.stderr and existing.read_text() == "keep me"
+
+
+def test_prune_from_the_command_line_while_the_daemon_runs(tmp_path: Path, journal_setting: str) -> None:
+    config = write_config(tmp_path, journal_setting)
+    config.write_text(config.read_text().replace('after = "keep"', 'after = "keep"\nrescan = "1s"'))
+    drop(tmp_path, [f"early-{n}.csv" for n in range(4)])
+    daemon = start_ferryman("run", "-c", str(config))
+    try:
+        wait_for(lambda: len(delivered(tmp_path)) == 4, timeout=60)
+        pruned = ferryman("journal", "prune", "--older", "0s", "-c", str(config), check=True)
+        assert pruned.stdout.startswith("pruned 3 items (done 3)"), pruned.stdout
+        drop(tmp_path, ["late.csv"])
+        wait_for(lambda: "late.csv" in delivered(tmp_path), timeout=60)
+        time.sleep(2.5)  # two more rescans of the folder, whose four kept files are all pruned but one
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert delivered(tmp_path) == sorted([*(f"early-{n}.csv" for n in range(4)), "late.csv"])
