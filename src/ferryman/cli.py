@@ -7,13 +7,15 @@ config or start-up error (a second daemon on the same root included).
 from __future__ import annotations
 
 import inspect
+import json
+import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import click
 
@@ -21,9 +23,9 @@ from ferryman import __version__, display, logs
 from ferryman import config as config_module
 from ferryman.config import LoadedConfig
 from ferryman.errors import ConfigError, FerrymanError, describe
-from ferryman.item import Item, State
+from ferryman.item import Item, State, StepRun
 from ferryman.journal import Journal, open_journal
-from ferryman.redact import redact
+from ferryman.redact import redact, redact_data
 from ferryman.units import parse_duration
 
 if TYPE_CHECKING:
@@ -583,3 +585,146 @@ def convert(file: str) -> None:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
         sys.exit(2)
+
+
+# -- journal: retention (prune, vacuum, export) -------------------------------------------------
+
+
+@main.group("journal")
+def journal_group() -> None:
+    """Keep the journal small: prune old items, give the space back, export an archive first.
+
+    A pruned item leaves a tombstone of its key, so an original still in its source is never
+    carried twice (docs/journal.md, "Retention").
+    """
+
+
+def _duration_option(name: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        fail(f"{name}: {exc}")
+
+
+@journal_group.command("prune")
+@config_option
+@click.option("--older", metavar="DURATION",
+              help="Prune done and skipped items last updated longer ago than this (default: "
+                   "[ferryman] keep_history).")
+@click.option("--failed-older", metavar="DURATION",
+              help="Prune failed items too, when older than this (default: [ferryman] keep_failed; "
+                   "else failed items stay). A pruned failed item is never retried.")
+@click.option("--dry-run", is_flag=True, help="Only count what would be pruned.")
+def journal_prune(config_path: str | None, older: str | None, failed_older: str | None, dry_run: bool) -> None:
+    """Remove old finished items and their step runs; their keys stay as tombstones."""
+    from ferryman.retention import describe_report, retention_of
+    from ferryman.units import format_size
+
+    done_age, failed_age = _duration_option("--older", older), _duration_option("--failed-older", failed_older)
+    loaded = load(config_path)
+    settings = loaded.config.ferryman
+    if done_age is None and failed_age is None and settings.keep_history is None and settings.keep_failed is None:
+        fail("nothing says what to prune: give --older 30d (or --failed-older), "
+             "or set keep_history in [ferryman]")
+    with journal_of(loaded) as journal:
+        try:
+            retention = retention_of(loaded.config, journal, older=done_age, failed_older=failed_age)
+            report = journal.prune(retention, dry_run=dry_run)
+            size = journal.size()
+        except FerrymanError as exc:
+            fail(describe(exc), 1)
+    line = describe_report(report, dry_run=dry_run)
+    if not dry_run and report.total:
+        line += f"; the journal takes {format_size(size)} (`ferryman journal vacuum` gives the space back)"
+    click.echo(line)
+
+
+@journal_group.command("vacuum")
+@config_option
+@click.option("--full", is_flag=True,
+              help="PostgreSQL: VACUUM FULL, which returns the space to the file system but locks each "
+                   "table while it is rewritten (SQLite always rewrites the file).")
+def journal_vacuum(config_path: str | None, full: bool) -> None:
+    """Give the space of pruned items back (SQLite: rewrite the file; PostgreSQL: VACUUM)."""
+    from ferryman.units import format_size
+
+    loaded = load(config_path)
+    with journal_of(loaded) as journal:
+        try:
+            before = journal.size()
+            journal.vacuum(full=full)
+            after = journal.size()
+        except FerrymanError as exc:
+            fail(describe(exc), 1)
+    click.echo(f"vacuumed {redact(getattr(journal, 'where', 'the journal'))}: "
+               f"{format_size(before)} → {format_size(after)}")
+
+
+@journal_group.command("export")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Write JSON (the one format): a list of items, "
+              "each with its steps, as `history --json` shows them (URLs redacted).")
+@click.option("--older", metavar="DURATION", help="Only items last updated longer ago than this "
+              "(what `journal prune --older` with the same value would look at).")
+@click.option("--flow", help="Only this flow.")
+@click.option("--output", "-o", metavar="FILE", help="Write to FILE (made complete, then renamed into "
+              "place; an existing file is not replaced) instead of stdout.")
+def journal_export(config_path: str | None, as_json: bool, older: str | None, flow: str | None,
+                   output: str | None) -> None:
+    """Write every item of the journal, oldest first, streamed: an archive before pruning."""
+    import time
+
+    if not as_json:
+        fail("journal export writes JSON only: add --json")
+    age = _duration_option("--older", older)
+    before = None if age is None else time.time() - age
+    target = Path(output) if output else None
+    if target is not None and target.exists():
+        fail(f"{target} exists; remove it or name another file")
+    loaded = load(config_path)
+    with journal_of(loaded) as journal:
+        if target is None:
+            try:
+                count = _write_export(journal.export(before, flow), sys.stdout)
+                sys.stdout.flush()
+            except OSError as exc:
+                _drop_stdout()
+                fail(f"cannot write the export to stdout: {exc.strerror or describe(exc)}", 1)
+            except FerrymanError as exc:
+                fail(describe(exc), 1)
+            return
+        partial = target.with_name(target.name + ".in_progress")
+        try:
+            with partial.open("x", encoding="utf-8") as out:
+                count = _write_export(journal.export(before, flow), out)
+                out.flush()
+                os.fsync(out.fileno())
+            partial.rename(target)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            fail(f"cannot write {target}: {exc.strerror or describe(exc)}", 1)
+        except FerrymanError as exc:
+            partial.unlink(missing_ok=True)
+            fail(describe(exc), 1)
+    click.echo(f"exported {count:,} item{'' if count == 1 else 's'} to {target}")
+
+
+def _write_export(items: Iterator[tuple[Item, list[StepRun]]], out: TextIO) -> int:
+    """A JSON list, one item per line, written as the journal yields them; the number written."""
+    count = 0
+    out.write("[")
+    for item, steps in items:
+        out.write(",\n" if count else "\n")
+        json.dump(redact_data(display.item_dict(item, steps)), out, ensure_ascii=False, default=str)
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -81,6 +81,12 @@ class FerrymanSettings(Model):
     workers: int = Field(4, ge=1, le=256, description="Items processed at the same time, all flows together.")
     grace: Duration = Field(30.0, description="On SIGTERM, how long running steps may take to finish.")
     lease: Duration = Field(300.0, description="How long a claimed item belongs to this instance.")
+    keep_history: Duration | None = Field(
+        None, description="Done and skipped items older than this are pruned from the journal, hourly "
+        "(a tombstone keeps their keys; docs/journal.md). None: kept forever.")
+    keep_failed: Duration | None = Field(
+        None, description="Failed items older than this are pruned too, and are then never retried. "
+        "None: failed items are kept until `ferryman retry` or a prune with --failed-older.")
     log: LogConfig = Field(default_factory=LogConfig)  # type: ignore[arg-type]
 
 

@@ -30,6 +30,7 @@ from ferryman.engine import Engine, Flow, as_list
 from ferryman.errors import ConfigError, FerrymanError, describe
 from ferryman.item import Candidate, Item, State
 from ferryman.journal import open_journal
+from ferryman.retention import RetentionTimer, prune_configured
 from ferryman.sources.schedule import ScheduleSource
 
 log = logging.getLogger("ferryman")
@@ -195,10 +196,12 @@ class Daemon:
             if wanted and (again := journal.retry((), name)):
                 log.info("%s: %d failed item(s) queued again (retry_failed_on_start)", name, len(again))
         engine = self._engine(journal)
+        retention = RetentionTimer(lambda: self.loaded, journal)  # keep_history: prunes hourly
         try:
             if self.once:
                 return self._once(engine)
             log.info("ferryman %d started: %s", os.getpid(), ", ".join(engine.flows) or "no flows")
+            retention.start()
             while True:
                 self._start_sources(engine)
                 engine.resume_unfinished()
@@ -217,6 +220,7 @@ class Daemon:
                 self.reload.clear()
                 engine = self._reloaded(engine, journal)
         finally:
+            retention.close()
             engine.close()
 
     def _reloaded(self, engine: Engine, journal: Any) -> Engine:
@@ -273,6 +277,7 @@ class Daemon:
                     for place in as_list(run.outputs.get("delivered"))
                 ]
         self._judge(engine)
+        prune_configured(self.loaded.config, engine.journal)  # keep_history, for runs from cron
         return self.report.code
 
     def _judge(self, engine: Engine) -> None:

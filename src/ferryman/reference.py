@@ -22,7 +22,9 @@ from ferryman.connections import CONNECTIONS
 from ferryman.notify import NOTIFIERS
 from ferryman.retry import RetryConfig
 from ferryman.sources import SOURCES
+from ferryman.sources.base import SourceConfig
 from ferryman.steps import STEPS
+from ferryman.steps.base import StepConfig
 from ferryman.units import format_duration
 
 
@@ -105,6 +107,12 @@ def _section(title: str, model: type[BaseModel], level: str = "###", skip: tuple
     yield ""
 
 
+def _common(base: type[BaseModel]) -> str:
+    """The keys every source (or step) has, from their base model: ``label``, ``retry`` and ``timeout``."""
+    names = [f"`{field.alias or name}`" for name, field in base.model_fields.items() if name != "type"]
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
 def render() -> str:
     """The whole reference page."""
     lines = [
@@ -123,10 +131,10 @@ def render() -> str:
     lines += _section("[ferryman.log]", LogConfig)
     lines += _section("[flows.NAME]", FlowConfig)
     lines += _section("retry", RetryConfig)
-    lines += ["## Sources", "", "Every source also takes `meta_from_name` and `poll_interval`.", ""]
+    lines += ["## Sources", "", f"Every source also takes {_common(SourceConfig)}.", ""]
     for name, source in SOURCES.items():
         lines += _section(f'source `type = "{name}"`', source.Config, skip=("type",))
-    lines += ["## Steps", "", "Every step also takes `name`, `retry` and `timeout`.", ""]
+    lines += ["## Steps", "", f"Every step also takes {_common(StepConfig)}.", ""]
     for name, step in STEPS.items():
         lines += _section(f'step `type = "{name}"`', step.Config, skip=("type",))
     lines += ["## Connections", "", "Declared as `[connections.NAME]`, named in URLs (`sftp://NAME/path`).", ""]

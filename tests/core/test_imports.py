@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 LAYERS: list[tuple[str, ...]] = [
     ("ferryman.__main__", "ferryman.cli", "ferryman.reference", "ferryman.display", "ferryman.progress",
      "ferryman.logs"),
-    ("ferryman.daemon",),
+    ("ferryman.daemon", "ferryman.retention"),
     ("ferryman.engine", "ferryman.expect"),
     ("ferryman.config", "ferryman.probe", "ferryman.preflight"),
     ("ferryman.sources", "ferryman.steps", "ferryman.notify"),

@@ -63,6 +63,38 @@ def test_unzip_reads_zipcrypto_made_by_info_zip(run_step: RunStep, inputs: list[
     assert out.files is not None and [p.read_bytes() for p in out.files] == [p.read_bytes() for p in inputs]
 
 
+@pytest.mark.parametrize("method", ["deflate", "store"])
+def test_zipcrypto_opens_with_info_zip_unzip_and_the_stdlib(run_step: RunStep, inputs: list[Path],
+                                                             tmp_path: Path, method: str) -> None:
+    unzip_bin = require_binary("unzip")
+    zipped = run_step({"type": "zip", "password": "pw-Ümlaut 1", "encryption": "zipcrypto",
+                       "method": method}, inputs)
+    assert zipped.files is not None and zipped.outputs["encryption"] == "zipcrypto"
+    archive = zipped.files[0]
+    with zipfile.ZipFile(archive) as zf:  # the stdlib reads ZipCrypto (and checks every CRC)
+        assert all(info.flag_bits & 1 and info.compress_type != 99 for info in zf.infolist())
+        assert zf.read("notes.txt", pwd="pw-Ümlaut 1".encode()) == inputs[1].read_bytes()
+        with pytest.raises(RuntimeError, match="Bad password"):
+            zf.read("people.csv", pwd=b"wrong")
+    out = tmp_path / "unzipped"
+    done = subprocess.run([unzip_bin, "-P", "pw-Ümlaut 1", "-d", str(out), str(archive)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [(out / p.name).read_bytes() for p in inputs] == [p.read_bytes() for p in inputs]
+    wrong = subprocess.run([unzip_bin, "-o", "-P", "nope", "-d", str(tmp_path / "w"), str(archive)],
+                           capture_output=True, text=True, check=False)
+    assert wrong.returncode != 0 and "incorrect password" in wrong.stdout + wrong.stderr
+    back = run_step({"type": "unzip", "password": "pw-Ümlaut 1"}, [archive])  # and our own unzip
+    assert back.files is not None and [p.read_bytes() for p in back.files] == [p.read_bytes() for p in inputs]
+
+
+def test_zip_encryption_without_password_is_a_config_error(run_step: RunStep, inputs: list[Path]) -> None:
+    with pytest.raises(ValueError, match="encryption = 'zipcrypto' needs a password"):
+        run_step({"type": "zip", "encryption": "zipcrypto"}, inputs)
+    with pytest.raises(ValueError, match="'aes256' or 'zipcrypto'"):
+        run_step({"type": "zip", "password": "x", "encryption": "des"}, inputs)
+
+
 def test_unzip_keeps_subfolders_passes_other_files_and_drops_archive(run_step: RunStep, tmp_path: Path) -> None:
     archive = tmp_path / "export.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:

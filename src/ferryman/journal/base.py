@@ -17,11 +17,12 @@ instance's, raising `LeaseLost` once another instance has taken the item over.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from ferryman.errors import JournalError
 from ferryman.item import Candidate, Item, State, StepRun
+from ferryman.journal.retention import PruneReport, Retention
 
 
 class LeaseLost(JournalError):
@@ -38,13 +39,14 @@ class Journal(Protocol):
     def admit(self, flow: str, candidates: Sequence[Candidate]) -> list[Item]:
         """Record new items for candidates whose key this flow has never seen; return them (pending).
 
-        Candidates whose (flow, key) is already journaled, in any state, are
-        left out: that is promise 2.  Durable on return.
+        Candidates whose (flow, key) is already journaled, in any state, or was
+        journaled and pruned (its tombstone), are left out: that is promise 2.
+        Durable on return.
         """
         ...
 
     def known(self, flow: str, keys: Sequence[str]) -> set[str]:
-        """Which of `keys` this flow has journaled already (any state)."""
+        """Which of `keys` this flow has journaled already (any state, or pruned since)."""
         ...
 
     def claim(self, item_id: str, owner: str, lease: float) -> Item | None:
@@ -143,6 +145,27 @@ class Journal(Protocol):
 
     def set_cursor(self, flow: str, name: str, value: str) -> None:
         """Save a source's position.  Durable on return."""
+        ...
+
+    def prune(self, retention: Retention, dry_run: bool = False) -> PruneReport:
+        """Remove the finished items `retention` allows, with their step runs, leaving tombstones
+        for their keys (the rule: `ferryman.journal.retention`); durable on return.  With
+        `dry_run`, count what would go and change nothing."""
+        ...
+
+    def export(self, before: float | None = None, flow: str | None = None
+               ) -> Iterator[tuple[Item, list[StepRun]]]:
+        """Every item (last updated before `before`, of `flow`) with its step runs, oldest first,
+        read a batch at a time."""
+        ...
+
+    def size(self) -> int:
+        """Bytes the journal takes on disk (SQLite: its files; PostgreSQL: its tables and indexes)."""
+        ...
+
+    def vacuum(self, full: bool = False) -> None:
+        """Give the space of pruned rows back: SQLite rewrites the file (`full` changes nothing);
+        PostgreSQL marks it reusable, and with `full` rewrites the tables (locking them meanwhile)."""
         ...
 
     def flush(self) -> None:

@@ -140,6 +140,24 @@ class PostgresJournal(SqlJournal):
             if not pg.nextset():
                 return inserted
 
+    TABLES = ("items", "step_runs", "pruned_keys", "cursors", "paused_flows", "schema_version")
+
+    def size(self) -> int:
+        def op(cur: Cursor) -> int:
+            cur.execute("SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))), 0) "
+                        "FROM unnest(%s::text[]) AS t", (list(self.TABLES),))
+            return int(cur.fetchone()[0])
+
+        return self._read(op)
+
+    def vacuum(self, full: bool = False) -> None:
+        """``VACUUM (ANALYZE)`` the tables pruning shrinks; with `full`, ``VACUUM FULL``, which
+        gives the space back to the file system but locks each table while it is rewritten."""
+        with self._errors("cannot vacuum"):
+            cur = self._connection().cursor()  # autocommit: VACUUM cannot run in a transaction
+            for table in ("items", "step_runs", "pruned_keys"):
+                cur.execute(f"VACUUM ({'FULL, ' if full else ''}ANALYZE) {table}")
+
     def flush(self) -> None:
         """Nothing is ever queued: every write committed before it returned."""
         if self._closed:

@@ -3,6 +3,7 @@ shared by `SqlJournal` and the backends."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -35,6 +36,8 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
+    def fetchmany(self, size: int = ..., /) -> list[Any]: ...
+
 
 @dataclass(frozen=True)
 class Dialect:
@@ -47,6 +50,8 @@ class Dialect:
     """Column type of an auto-numbered primary key (insertion order)."""
     real: str
     """Column type of a timestamp in epoch seconds."""
+    compact: str = ""
+    """Table option for a table that is only its primary key (SQLite: ``WITHOUT ROWID``)."""
     lock: str = ""
     """Row lock taken by the SELECTs of a claim or retry (``FOR UPDATE SKIP LOCKED`` where
     rows lock; SQLite's one writer needs none, and claims with a plain UPDATE … RETURNING)."""
@@ -56,6 +61,12 @@ def redact(address: str) -> str:
     """A database address fit for messages: any password replaced by ``***``."""
     address = re.sub(r"(://[^:/@?#]*:)[^@/?#]*@", r"\1***@", address)
     return re.sub(r"(password=)[^&\s]*", r"\1***", address, flags=re.IGNORECASE)
+
+
+def key_digest(flow: str, key: str) -> str:
+    """The tombstone of a pruned item's key: 128 bits of BLAKE2b, in hex (a collision would hide a
+    new file as known; at 128 bits it is out of reach for any number of keys a journal sees)."""
+    return hashlib.blake2b(f"{flow}\0{key}".encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
 
 
 def new_item_id() -> str:

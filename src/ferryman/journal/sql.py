@@ -18,13 +18,22 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from ferryman.errors import JournalError
 from ferryman.item import Candidate, Item, State, StepRun
 from ferryman.journal.base import LeaseLost
 from ferryman.journal.migrations import migrations
+from ferryman.journal.retention import (
+    PruneReport,
+    Retention,
+    exported,
+    op_count,
+    op_newest_done,
+    op_prune_batch,
+    op_pruned,
+)
 from ferryman.journal.rows import (
     ITEM_COLUMNS,
     STEP_COLUMNS,
@@ -110,7 +119,8 @@ class SqlJournal:
                 f"ferryman understands ({latest}); upgrade ferryman"
             )
         for migration in known[current:]:
-            types = {"serial": self.dialect.serial, "real": self.dialect.real}
+            types = {"serial": self.dialect.serial, "real": self.dialect.real,
+                     "compact": self.dialect.compact}
             for statement in migration.statements(types):
                 cur.execute(statement)
             cur.execute(self.q("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)"),
@@ -140,6 +150,8 @@ class SqlJournal:
             rows = [(i.id, i.flow, i.key, i.origin, to_json(i.meta),
                      to_json([str(f) for f in i.files]), i.created_at, i.updated_at) for i in todo]
             inserted = self._insert_items(cur, rows)
+            if inserted:
+                inserted -= self._op_unadmit_pruned(cur, [i for i in todo if i.id in inserted])
             admitted += [i for i in todo if i.id in inserted]
             skipped = [i for i in todo if i.id not in inserted]
             if not skipped:
@@ -152,6 +164,19 @@ class SqlJournal:
         position = {item.key: n for n, item in enumerate(items)}
         admitted.sort(key=lambda i: position[i.key])
         return admitted
+
+    def _op_unadmit_pruned(self, cur: Cursor, inserted: list[Item]) -> set[str]:
+        """Delete again the just-inserted items whose key a prune left a tombstone for; their ids.
+
+        Checked after the insert, in the same transaction: on PostgreSQL an insert that waited for
+        a prune deleting the same key's row then sees the prune's tombstone (a new statement
+        sees what committed meanwhile), so a key is never admitted twice.
+        """
+        pruned = op_pruned(cur, self.q, inserted[0].flow, [i.key for i in inserted])
+        ids = [i.id for i in inserted if i.key in pruned]
+        for chunk in chunks(ids):
+            cur.execute(self.q(f"DELETE FROM items WHERE id IN ({marks(len(chunk))})"), tuple(chunk))
+        return set(ids)
 
     def claim(self, item_id: str, owner: str, lease: float) -> Item | None:
         """Mark a claimable item running for `owner` until now + `lease` and count an attempt.
@@ -330,7 +355,8 @@ class SqlJournal:
             cur.execute(self.q("SELECT key FROM items WHERE flow = ? "
                                f"AND key IN ({marks(len(chunk))})"), (flow, *chunk))
             found.update(row[0] for row in cur.fetchall())
-        return found
+        rest = [k for k in keys if k not in found]
+        return found | (op_pruned(cur, self.q, flow, rest) if rest else set())
 
     def _op_resolve(self, cur: Cursor, prefix: str) -> str | None:
         """The full id of the one item whose id starts with `prefix`, else None."""
@@ -428,3 +454,42 @@ class SqlJournal:
             return str(row[0]) if row else None
 
         return self._read(op)
+
+    # -- retention -----------------------------------------------------------
+
+    def prune(self, retention: Retention, dry_run: bool = False) -> PruneReport:
+        """Remove what `retention` allows (see `ferryman.journal.retention`), a batch per
+        transaction; with `dry_run`, only count it."""
+        report = PruneReport()
+        kept = self._read(op_newest_done)
+        if dry_run:
+            self._read(lambda cur: op_count(cur, self.q, retention, kept, report))
+        else:
+            now = time.time()
+            while self._write(lambda cur: op_prune_batch(cur, self.q, retention, kept, now, report),
+                              durable=True):
+                pass
+        if retention.done_before is not None:
+            report.kept_newest = self._read(lambda cur: self._op_old_newest(cur, kept, retention))
+        return report
+
+    def _op_old_newest(self, cur: Cursor, kept: Sequence[str], retention: Retention) -> int:
+        if not kept:
+            return 0
+        cur.execute(self.q(f"SELECT count(*) FROM items WHERE id IN ({marks(len(kept))}) "
+                           "AND updated_at < ?"), (*kept, retention.done_before))
+        return int(cur.fetchone()[0])
+
+    def export(self, before: float | None = None, flow: str | None = None
+               ) -> Iterator[tuple[Item, list[StepRun]]]:
+        """Items (last updated before `before`, of `flow`) with their step runs, oldest first,
+        streamed a batch at a time."""
+        return exported(self._read, self.q, before, flow)
+
+    def size(self) -> int:
+        """Bytes the journal takes on disk."""
+        raise NotImplementedError
+
+    def vacuum(self, full: bool = False) -> None:
+        """Give the space of removed rows back (see the backends)."""
+        raise NotImplementedError

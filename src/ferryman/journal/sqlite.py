@@ -36,7 +36,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -124,7 +124,8 @@ class SqliteJournal(SqlJournal):
     benchmarks compare it with the number of writes).
     """
 
-    dialect = Dialect(name="sqlite", placeholder="?", serial="INTEGER PRIMARY KEY", real="REAL")
+    dialect = Dialect(name="sqlite", placeholder="?", serial="INTEGER PRIMARY KEY", real="REAL",
+                      compact=" WITHOUT ROWID")
 
     def __init__(self, path: Path, busy_timeout: float = 30.0, commit_delay: float = 0.05) -> None:
         self.path = Path(path)
@@ -300,6 +301,30 @@ class SqliteJournal(SqlJournal):
                 return op(cur)
             finally:
                 cur.close()
+
+    # -- space ---------------------------------------------------------------
+
+    def size(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            with suppress(FileNotFoundError):
+                total += self.path.with_name(self.path.name + suffix).stat().st_size
+        return total
+
+    def vacuum(self, full: bool = False) -> None:
+        """Rebuild the file without the free pages, then empty the write-ahead log.
+
+        VACUUM cannot run inside the writer's transactions: it runs on a connection of its own,
+        once what is queued is committed; SQLite's locks make other writers (a daemon) wait.
+        """
+        self.flush()
+        with self._errors("cannot vacuum"):
+            conn = self._connect()
+            try:
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.close()
 
     # -- life ----------------------------------------------------------------
 

@@ -9,7 +9,7 @@ def render_folder(inbox: str = "inbox", outbox: str = "outbox", archive: str = "
     # A relative move folder is relative to the watched folder (and never scanned itself).
     """A commented config: inbox → (unzip if zip) → outbox, originals moved to a dated archive."""
     q = json.dumps  # TOML basic strings are JSON strings for these values
-    return f'''# ferryman configuration — see docs/configuration.md for every key.
+    return f'''# ferryman configuration — see docs/reference.md for every key.
 # Check it with `ferryman check`, run it once with `ferryman run --once`,
 # or keep it running with `ferryman run`.
 

@@ -33,16 +33,14 @@ ARCHIVES = ["*.zip", "*.tar", "*.tar.gz", "*.tgz", "*.tar.bz2", "*.tbz2", "*.tar
 Kind = Literal["zip", "tar", "gz"]
 
 
-class UnzipConfig(StepConfig):
-    """Extract archives safely; other files pass through unchanged."""
+class ExtractConfig(StepConfig):
+    """What every extracting step takes (``unzip``, ``gunzip``): which files, the bomb limits,
+    whether the archive stays.  Passwords, member counts and nesting are `UnzipConfig`'s alone:
+    a gzip file has one member and no password."""
 
-    type: Literal["unzip"]
     include: list[str] = Field(
         default_factory=lambda: list(ARCHIVES),
         description="Which of the item's files are archives to extract (globs on the file name).",
-    )
-    password: Secret | None = Field(
-        None, description="Password of encrypted zips (ZipCrypto or AES), e.g. { env = \"EXPORT_ZIP_PASSWORD\" }."
     )
     max_size: Size = Field(
         10 * 1024**3, description="Stop (and fail the item) before more than this is written in total, e.g. '10GiB'."
@@ -50,10 +48,43 @@ class UnzipConfig(StepConfig):
     max_ratio: float = Field(
         1000.0, gt=1, description="Stop before writing more than this many times the archive's size (zip bombs)."
     )
-    max_files: int = Field(100_000, ge=1, description="Refuse archives with more members than this.")
     keep_archive: bool = Field(False, description="Keep carrying the archive after its extracted files.")
+
+    def secret(self) -> Secret | None:
+        """The password of encrypted archives (none here)."""
+        return None
+
+    def member_limit(self) -> int:
+        """Most members an archive may have."""
+        return MAX_FILES
+
+    def nesting(self) -> int:
+        """How many levels of archives inside archives are extracted (0: none)."""
+        return 0
+
+
+MAX_FILES = 100_000
+
+
+class UnzipConfig(ExtractConfig):
+    """Extract archives safely; other files pass through unchanged."""
+
+    type: Literal["unzip"]
+    password: Secret | None = Field(
+        None, description="Password of encrypted zips (ZipCrypto or AES), e.g. { env = \"EXPORT_ZIP_PASSWORD\" }."
+    )
+    max_files: int = Field(MAX_FILES, ge=1, description="Refuse archives with more members than this.")
     recursive: bool = Field(False, description="Also extract archives found inside archives (same limits).")
     max_depth: int = Field(3, ge=1, le=20, description="With recursive: how many levels of nesting are extracted.")
+
+    def secret(self) -> Secret | None:
+        return self.password
+
+    def member_limit(self) -> int:
+        return self.max_files
+
+    def nesting(self) -> int:
+        return self.max_depth if self.recursive else 0
 
 
 def archive_kind(path: Path, include: list[str] | None = None) -> Kind | None:
@@ -82,7 +113,7 @@ def archive_kind(path: Path, include: list[str] | None = None) -> Kind | None:
         return None
 
 
-class UnzipStep(Step[UnzipConfig]):
+class UnzipStep(Step[ExtractConfig]):
     """Extracts each archive of the item into the work folder under one shared budget."""
 
     Config: ClassVar[type[StepConfig]] = UnzipConfig
@@ -91,7 +122,8 @@ class UnzipStep(Step[UnzipConfig]):
 
     def run(self, item: Item, ctx: StepContext) -> StepResult:
         config = self.config
-        password = config.password.reveal().encode("utf-8") if config.password is not None else None
+        secret = config.secret()
+        password = secret.reveal().encode("utf-8") if secret is not None else None
         files: list[Path] = []
         extracted = 0
         try:
@@ -101,10 +133,10 @@ class UnzipStep(Step[UnzipConfig]):
                     files.append(path)
                     continue
                 budget = archive.ExtractionBudget(
-                    config.max_size, config.max_ratio, path.stat().st_size, config.max_files
+                    config.max_size, config.max_ratio, path.stat().st_size, config.member_limit()
                 )
                 out = self._extract(kind, path, ctx.work_dir, budget, password, path.name)
-                if config.recursive:
+                if config.nesting():
                     out = self._nested(out, budget, password, path.name, depth=1)
                 extracted += len(out)
                 files += [*out, *([path] if config.keep_archive else [])]
@@ -134,8 +166,8 @@ class UnzipStep(Step[UnzipConfig]):
                 result.append(path)
                 continue
             inner = f"{label} → {path.name}"
-            if depth >= self.config.max_depth:
-                raise PermanentError(f"{inner}: archives nested deeper than max_depth={self.config.max_depth}")
+            if depth >= self.config.nesting():
+                raise PermanentError(f"{inner}: archives nested deeper than max_depth={self.config.nesting()}")
             out = self._extract(kind, path, path.parent, budget, password, inner)
             result += self._nested(out, budget, password, inner, depth + 1)
             if self.config.keep_archive:
