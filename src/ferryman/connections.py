@@ -118,7 +118,7 @@ class HttpAuth(Model):
 class HttpConnection(ConnectionConfig, TlsMixin):
     """A web server or API: where relative URLs point, how to log in, what every request carries.
 
-    The credentials and headers go only to ``base_url``'s scheme, host and port (to the first URL's
+    The credentials and headers go only to `base_url`'s scheme, host and port (to the first URL's
     when there is no base_url): a redirect elsewhere is followed without them.
     """
 
