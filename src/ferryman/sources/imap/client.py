@@ -18,7 +18,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from ferryman.connections import ImapConnection
-from ferryman.errors import FerrymanError, PermanentError, TransientError, unresolved
+from ferryman.errors import FerrymanError, PermanentError, TransientError, describe, unresolved
 from ferryman.secrets import Secret, mask
 from ferryman.tls import client_context
 
@@ -50,7 +50,7 @@ def imap_errors(where: str, secrets: list[str] | None = None, host: str | None =
         raise PermanentError(f"{where}: the server's TLS certificate is not trusted ({exc.verify_message}); "
                              "set ca_file to the CA that signed it") from None
     except socket.gaierror as exc:
-        raise TransientError(f"{where}: {unresolved(host or '?', exc)}") from None
+        raise TransientError(f"{where}: {unresolved(host, exc) if host else describe(exc)}") from None
     except (imaplib.IMAP4.abort, ssl.SSLError, TimeoutError, OSError, EOFError) as exc:
         raise TransientError(f"{where}: connection failed: {_text(exc, secrets) or type(exc).__name__}") from None
     except (IMAPClientError, imaplib.IMAP4.error) as exc:
