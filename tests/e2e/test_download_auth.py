@@ -113,9 +113,9 @@ def run_once(folder: Path, env: dict[str, str], flow: str) -> tuple[int, str]:
 
 
 def everything_shown(folder: Path, env: dict[str, str]) -> str:
-    """What ferryman shows or keeps about the items: history, show of each, the logs, the journal."""
+    """What ferryman shows or keeps about the items: history, status, show of each, the logs, the journal."""
     history = ferryman("history", "--json", "--limit", "100", cwd=folder, env=env, check=True).stdout
-    shown = [history]
+    shown = [history] + [ferryman("status", *json_flag, cwd=folder, env=env).stdout for json_flag in ([], ["--json"])]
     for item in json.loads(history):
         shown.append(ferryman("show", item["id"], cwd=folder, env=env, check=True).stdout)
         shown.append(ferryman("show", item["id"], "--json", cwd=folder, env=env, check=True).stdout)
