@@ -378,7 +378,9 @@ def _reference_problems(config: Config) -> Iterator[str]:
                         yield from _connection_problem(config, f"{where}.{key}", location.connection,
                                                        location.scheme)
                 elif key == "connection" and isinstance(value, str):
-                    yield from _connection_problem(config, f"{where}.{key}", value, None)
+                    # A component that names a connection may say which type it must be.
+                    kind = getattr(part, "connection_type", None)
+                    yield from _connection_problem(config, f"{where}.{key}", value, kind)
     for notifier_name, notifier_config in config.notify.items():
         conn = getattr(notifier_config, "connection", None)
         if isinstance(conn, str):

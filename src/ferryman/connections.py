@@ -8,11 +8,14 @@ Only declarations live here; the code that speaks each protocol lives in
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from ferryman.model import Model
+from ferryman.redact import redact_url
 from ferryman.secrets import Secret
 from ferryman.units import Duration
 
@@ -94,16 +97,78 @@ class SmtpConnection(ConnectionConfig, TlsMixin):
     from_: str | None = Field(None, alias="from", description="Sender address.")
 
 
+class BasicAuth(Model):
+    user: str = Field(description="Login name.")
+    password: Secret = Field(description="Password (a secret reference).")
+
+
 class HttpAuth(Model):
-    basic: tuple[str, Secret] | None = Field(None, description="[user, password] for HTTP Basic.")
-    bearer: Secret | None = Field(None, description="A bearer token.")
+    """``auth = { basic = { user = "…", password = { env = "…" } } }`` or ``auth = { bearer = { env = "…" } }``."""
+
+    basic: BasicAuth | None = Field(None, description="HTTP Basic: { user = \"…\", password = <secret> }.")
+    bearer: Secret | None = Field(None, description="A bearer token (a secret), sent as 'Authorization: Bearer …'.")
+
+    @model_validator(mode="after")
+    def _one(self) -> HttpAuth:
+        if (self.basic is None) == (self.bearer is None):
+            raise ValueError("auth takes one of basic = { user = \"…\", password = … } or bearer = …")
+        return self
 
 
 class HttpConnection(ConnectionConfig, TlsMixin):
+    """A web server or API: where relative URLs point, how to log in, what every request carries.
+
+    The credentials and headers go only to `base_url`'s scheme, host and port (to the first URL's
+    when there is no base_url): a redirect elsewhere is followed without them.
+    """
+
     type: Literal["http"]
-    base_url: str = Field(description="Base URL that paths are joined to.")
-    auth: HttpAuth | None = Field(None, description="Authentication.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    base_url: str | None = Field(
+        None, description="http(s):// URL that relative URLs and paths are resolved below, e.g. "
+        "'https://api.example.com/v1/'; the auth and headers are sent to its host only.")
+    auth: HttpAuth | None = Field(
+        None, description="{ basic = { user = \"…\", password = <secret> } } or { bearer = <secret> }.")
+    headers: dict[str, Secret] = Field(
+        default_factory=dict, description="Headers sent with every request, e.g. { X-Api-Key = { env = "
+        "\"API_KEY\" } }; values may be secrets.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_web_url(value, "base_url")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, Secret]) -> dict[str, Secret]:
+        for name in value:
+            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+                raise ValueError(f"{name!r} is not a valid header name")
+        return value
+
+    @model_validator(mode="after")
+    def _one_authorization(self) -> HttpConnection:
+        if self.auth is not None and any(name.lower() == "authorization" for name in self.headers):
+            raise ValueError("headers.Authorization and auth both set the Authorization header: keep one")
+        return self
+
+
+def check_web_url(url: str, what: str = "URL") -> None:
+    """Raise `ValueError` unless `url` is an http(s):// URL with a host and without credentials in it."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{what} {redact_url(url)!r} is not an http:// or https:// URL with a host")
+    refuse_userinfo(url, "put them in this connection's auth = { basic = { user = …, password = … } }")
+
+
+def refuse_userinfo(url: str, hint: str = "declare them as the auth of an http connection and set "
+                    "connection = \"NAME\" on the step") -> None:
+    """Raise `ValueError` when `url` carries a user name or password (``https://user:pw@host/``):
+    ferryman would not send it, and it would sit in the config, the journal and the logs."""
+    authority = url.partition("://")[2].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if "@" in authority:
+        raise ValueError(f"{redact_url(url)}: a URL may not carry a user name or password (user:pw@); {hint}")
 
 
 class PostgresConnection(ConnectionConfig):

@@ -18,6 +18,8 @@ exceptions to these at their boundary, in one place per component.
 
 from __future__ import annotations
 
+import socket
+
 
 class FerrymanError(Exception):
     """Base of every error ferryman raises on purpose."""
@@ -65,4 +67,35 @@ def describe(exc: BaseException) -> str:
     message = one_line(exc)
     if isinstance(exc, FerrymanError):
         return message
+    if isinstance(exc, socket.gaierror):  # its str() is "[Errno -2] …": say what it means
+        return f"cannot resolve a host name (DNS: {exc.strerror or message})"
     return f"{exc.__class__.__name__}: {message}"
+
+
+def dns_failure(exc: BaseException) -> socket.gaierror | None:
+    """The DNS failure behind `exc`, if there is one.
+
+    Libraries wrap `socket.gaierror` (urllib3 in a ``NewConnectionError``, botocore in an
+    ``EndpointConnectionError``): the search follows ``__cause__``, ``__context__`` and the
+    ``reason`` / ``kwargs["error"]`` attributes those wrappers use.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return current
+        kwargs = getattr(current, "kwargs", None)
+        inner = [current.__cause__, current.__context__, getattr(current, "reason", None),
+                 kwargs.get("error") if isinstance(kwargs, dict) else None]
+        todo += [e for e in inner if isinstance(e, BaseException)]
+    return None
+
+
+def unresolved(host: str, error: socket.gaierror) -> str:
+    """A DNS failure in words, the same for every connection type:
+    ``cannot resolve host "no-such-host.invalid" (DNS: Name or service not known)``."""
+    return f'cannot resolve host "{host}" (DNS: {error.strerror or one_line(error)})'

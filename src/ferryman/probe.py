@@ -12,8 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ferryman.connections import ConnectionConfig, FtpConnection, S3Connection, SftpConnection, SmtpConnection
-from ferryman.errors import PermanentError
+from ferryman.connections import (
+    ConnectionConfig,
+    FtpConnection,
+    HttpConnection,
+    S3Connection,
+    SftpConnection,
+    SmtpConnection,
+)
+from ferryman.errors import PermanentError, TransientError
+from ferryman.redact import redact_url
 from ferryman.sources.imap.client import probe_imap
 
 
@@ -78,12 +86,42 @@ def probe_smtp(name: str, conn: Any) -> str:
     return SmtpSender(conn).probe()
 
 
+def probe_http(name: str, conn: Any) -> str:
+    """GET base_url with the connection's auth and headers; any answer but 401/403 and 5xx proves
+    the host, the TLS set-up and the credentials (an API's base path may well answer 404)."""
+    from ferryman.tls import client_context
+    from ferryman.transports.http import credentials, http_errors, open_connection, target
+
+    assert isinstance(conn, HttpConnection)
+    if not conn.base_url:
+        return "no base_url, nothing to reach (the URLs come from the flows)"
+    creds = credentials(name, conn)
+    with http_errors(conn.base_url, creds.secrets, conn.timeout):
+        http_conn = open_connection(conn.base_url, conn.timeout, client_context(conn.ca_file, conn.verify))
+        try:
+            http_conn.request("GET", target(conn.base_url), headers={"User-Agent": "ferryman", **creds.headers})
+            response = http_conn.getresponse()
+            status, reason = response.status, response.reason
+        finally:
+            http_conn.close()
+    answer = f"HTTP {status} {reason}"
+    if status in (401, 403):
+        raise PermanentError(f"http {name}: {answer}: the server refused the connection's "
+                             + ("credentials" if creds.headers else "request (no auth is set)"))
+    if status >= 500:
+        raise TransientError(f"http {name}: {answer}")
+    basic = conn.auth.basic if conn.auth else None
+    how = f"basic auth as {basic.user}" if basic else "bearer token" if conn.auth else "no auth"
+    return f"{answer} from {redact_url(conn.base_url)} ({how})"
+
+
 PROBES: dict[str, Callable[[str, Any], str]] = {
     "sftp": probe_sftp,
     "ftp": probe_ftp,
     "s3": probe_s3,
     "smtp": probe_smtp,
     "imap": probe_imap,
+    "http": probe_http,
 }
 """Connection checks by connection type."""
 

@@ -109,6 +109,13 @@ def test_nobody_listening_is_transient() -> None:
         webhook(f"http://127.0.0.1:{free_port()}/x", retries=1).failed([failure(1)])
 
 
+def test_a_host_that_does_not_resolve_is_named() -> None:
+    with pytest.raises(TransientError) as caught:
+        webhook("https://no-such-host.invalid/hook", retries=1).failed([failure(1)])
+    assert str(caught.value).startswith(
+        'webhook https://no-such-host.invalid/hook: cannot resolve host "no-such-host.invalid" (DNS: ')
+
+
 def test_url_must_be_http() -> None:
     with pytest.raises(ValueError, match="must start with http"):
         webhook("ftp://example.com/x")

@@ -12,7 +12,13 @@ Paths:
 - ``/huge?size=BYTES`` — a streamed body of that many bytes (default 5 GB, never held in memory);
 - ``/slow/NAME`` — half of a registered file, a pause of `HttpsServer.pause` seconds, the rest;
 - ``/short`` — announces 1000 bytes, sends 10, closes;
-- ``/named?name=NAME`` — a small body with ``Content-Disposition: attachment; filename="NAME"``.
+- ``/named?name=NAME`` — a small body with ``Content-Disposition: attachment; filename="NAME"``;
+- ``/private/NAME`` — a registered file for a request that logs in: ``Authorization: Basic``
+  with a user and password of `HttpsServer.logins`, or ``Bearer`` with one of
+  `HttpsServer.tokens`; none or a wrong one answers 401 (with ``WWW-Authenticate``), a user in
+  `HttpsServer.forbidden` or a request without every header `HttpsServer.required` lists for NAME 403.
+
+`HttpsServer.seen` keeps the headers of every request by path, to tell what was sent where.
 
 Fixture: ``https_server`` (one per session).  ``url(path)`` is the HTTPS URL,
 ``http_url(path)`` the plain-HTTP one; ``cert`` is the CA file to trust.
@@ -20,6 +26,7 @@ Fixture: ``https_server`` (one per session).  ``url(path)`` is the HTTPS URL,
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import secrets
@@ -48,10 +55,13 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         path = parts.path
         owner.requests[path] += 1
+        owner.seen.setdefault(path, []).append({k.lower(): v for k, v in self.headers.items()})
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self._route(owner, path, query)
 
     def _route(self, owner: HttpsServer, path: str, query: dict[str, str]) -> None:
+        if path.startswith("/private/"):
+            return self._private(owner, path.removeprefix("/private/"))
         name = path.removeprefix("/files/").removeprefix("/slow/")
         if path.startswith(("/files/", "/slow/")) and name in owner.signatures \
                 and query.get("X-Amz-Signature") != owner.signatures[name]:
@@ -96,6 +106,25 @@ class _Handler(BaseHTTPRequestHandler):
             name = query.get("name", "x")
             return self._send(200, b"named body", {"Content-Disposition": f'attachment; filename="{name}"'})
         return self._send(404, b"no such route")
+
+    def _private(self, owner: HttpsServer, name: str) -> None:
+        """A file for a request with valid credentials (and the required headers)."""
+        kind, _, value = (self.headers.get("Authorization") or "").partition(" ")
+        user = None
+        if kind == "Basic":
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                login, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+                user = login if owner.logins.get(login) == password else None
+        elif kind == "Bearer" and value in owner.tokens:
+            user = "bearer"
+        if user is None:
+            return self._send(401, b"login required", {"WWW-Authenticate": 'Basic realm="exports"'})
+        wanted = owner.required.get(name, {})
+        if user in owner.forbidden or any(self.headers.get(k) != v for k, v in wanted.items()):
+            return self._send(403, b"forbidden")
+        if name not in owner.files:
+            return self._send(404, b"not found")
+        return self._send(200, owner.files[name])
 
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -150,6 +179,16 @@ class HttpsServer:
         self.requests: Counter[str] = Counter()
         self.not_modified: Counter[str] = Counter()
         """Name → how many requests for ``/files/NAME`` were answered 304 (If-None-Match matched)."""
+        self.logins: dict[str, str] = {}
+        """User → password that ``/private/NAME`` accepts with HTTP Basic."""
+        self.tokens: set[str] = set()
+        """Bearer tokens that ``/private/NAME`` accepts."""
+        self.forbidden: set[str] = set()
+        """Users whose login is right but who get 403 ("bearer" for a token)."""
+        self.required: dict[str, dict[str, str]] = {}
+        """NAME → the headers (name → value) a ``/private/NAME`` request must carry, else 403."""
+        self.seen: dict[str, list[dict[str, str]]] = {}
+        """Path → the headers (lower-case names) of each request for it."""
         self.stopping = threading.Event()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert, self.key)
@@ -180,6 +219,11 @@ class HttpsServer:
                  "%2Fs3%2Faws4_request&X-Amz-Date=20240131T020000Z&X-Amz-Expires=604800&X-Amz-SignedHeaders=host"
                  f"&X-Amz-Signature={signature}")
         return f"{self.add(name, data)}?{query}"
+
+    def add_private(self, name: str, data: bytes, host: str = "127.0.0.1") -> str:
+        """Serve `data` at ``/private/NAME``, to requests that log in; returns its HTTPS URL."""
+        self.files[name] = data
+        return self.url(f"/private/{name}", host)
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"https://{host}:{self.port}{path}"

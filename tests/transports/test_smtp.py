@@ -25,7 +25,7 @@ def test_check_starttls_and_implicit(smtp: SmtpServer, smtps: SmtpServer) -> Non
     ({"password": "bad-password-1"}, PermanentError, "login as 'mailer' refused: 535"),
     ({"ca_file": None}, PermanentError, "TLS certificate not trusted"),
     ({"tls": "implicit"}, PermanentError, "TLS failed"),
-    ({"host": "no-such-host.invalid"}, TransientError, "cannot resolve host"),
+    ({"host": "no-such-host.invalid"}, TransientError, 'cannot resolve host "no-such-host.invalid" \\(DNS: '),
 ])
 def test_check_failures_are_one_clear_line(smtp: SmtpServer, change: dict[str, object],
                                            error: type[Exception], message: str) -> None:

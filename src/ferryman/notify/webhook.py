@@ -17,12 +17,13 @@ import socket
 import ssl
 import time
 import urllib.error
+import urllib.parse
 from dataclasses import asdict
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from ferryman.errors import PermanentError, TransientError
+from ferryman.errors import PermanentError, TransientError, unresolved
 from ferryman.notify.base import Failure, Notifier, NotifierConfig
 from ferryman.redact import redact, redact_url
 from ferryman.secrets import Secret, mask
@@ -110,6 +111,9 @@ class WebhookNotifier(Notifier[WebhookNotifierConfig]):
                 raise PermanentError(
                     f"{where}: TLS certificate not trusted ({reason.verify_message}); set ca_file"
                 ) from None
+            if isinstance(reason, socket.gaierror):
+                host = urllib.parse.urlsplit(url).hostname or "?"
+                raise TransientError(f"{where}: {unresolved(host, reason)}") from None
             text = getattr(reason, "strerror", None) or str(reason)
             raise TransientError(f"{where}: {mask(redact(text), secrets)}") from None
         except (TimeoutError, OSError) as exc:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ferryman.errors import TransientError, one_line
+from ferryman.errors import TransientError, one_line, unresolved
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ NETWORK_ERRORS = (socket.gaierror, TimeoutError, ConnectionError, EOFError)
 def network_error(exc: BaseException, what: str, host: str, port: int, timeout: float) -> TransientError:
     """The one-line `TransientError` for a DNS failure, a timeout, a refused or a lost connection."""
     if isinstance(exc, socket.gaierror):
-        return TransientError(f"{what}: cannot resolve host {host}: {exc.strerror}")
+        return TransientError(f"{what}: {unresolved(host, exc)}")
     if isinstance(exc, TimeoutError):
         return TransientError(f"{what}: timed out after {timeout:g}s")
     if isinstance(exc, ConnectionRefusedError):

@@ -30,7 +30,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import urlsplit
 
 from ferryman.connections import S3Connection
-from ferryman.errors import PermanentError, TransientError, one_line
+from ferryman.errors import PermanentError, TransientError, dns_failure, one_line, unresolved
 from ferryman.secrets import mask
 from ferryman.transports.base import RemoteFile, Transport
 from ferryman.transports.local import os_errors
@@ -93,6 +93,8 @@ def s3_errors(action: str, where: str, secrets: tuple[str, ...] = ()) -> Iterato
         raise PermanentError(f"s3: cannot {action} {where}: {exc} (set access_key and secret_key)") from None
     except bex.EndpointConnectionError as exc:
         url = urlsplit(str(exc.kwargs.get("endpoint_url", "")))
+        if (dns := dns_failure(exc)) is not None:
+            raise TransientError(f"s3: cannot {action} {where}: {unresolved(url.hostname or '?', dns)}") from None
         raise TransientError(
             f"s3: cannot {action} {where}: could not connect to {url.scheme}://{url.netloc}"
         ) from None

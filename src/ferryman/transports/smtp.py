@@ -22,7 +22,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 
 from ferryman.connections import SmtpConnection
-from ferryman.errors import PermanentError, TransientError, UnsafeInput
+from ferryman.errors import PermanentError, TransientError, UnsafeInput, unresolved
 from ferryman.secrets import mask
 from ferryman.tls import client_context
 
@@ -90,7 +90,7 @@ def smtp_errors(action: str, conn: SmtpConnection, secrets: Sequence[str] = ()) 
             f"smtp {where}: TLS failed ({exc.reason or exc}); check tls = {conn.tls!r} and the port"
         ) from None
     except socket.gaierror as exc:
-        raise TransientError(f"smtp {where}: cannot resolve host {conn.host!r} ({exc.strerror})") from None
+        raise TransientError(f"smtp {where}: {unresolved(conn.host, exc)}") from None
     except TimeoutError:
         raise TransientError(f"smtp {where}: {action}: timed out after {conn.timeout:g}s") from None
     except (smtplib.SMTPException, OSError) as exc:

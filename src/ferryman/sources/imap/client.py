@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import imaplib
 import logging
+import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -17,7 +18,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from ferryman.connections import ImapConnection
-from ferryman.errors import FerrymanError, PermanentError, TransientError
+from ferryman.errors import FerrymanError, PermanentError, TransientError, describe, unresolved
 from ferryman.secrets import Secret, mask
 from ferryman.tls import client_context
 
@@ -36,8 +37,9 @@ class MailboxMissing(TransientError):
 
 
 @contextmanager
-def imap_errors(where: str, secrets: list[str] | None = None) -> Iterator[None]:
-    """Map library exceptions raised inside to `TransientError` / `PermanentError`."""
+def imap_errors(where: str, secrets: list[str] | None = None, host: str | None = None) -> Iterator[None]:
+    """Map library exceptions raised inside to `TransientError` / `PermanentError`; `host` names
+    the server in a DNS failure."""
     try:
         yield
     except (FerrymanError, _TokenRefused):
@@ -47,6 +49,8 @@ def imap_errors(where: str, secrets: list[str] | None = None) -> Iterator[None]:
     except ssl.SSLCertVerificationError as exc:
         raise PermanentError(f"{where}: the server's TLS certificate is not trusted ({exc.verify_message}); "
                              "set ca_file to the CA that signed it") from None
+    except socket.gaierror as exc:
+        raise TransientError(f"{where}: {unresolved(host, exc) if host else describe(exc)}") from None
     except (imaplib.IMAP4.abort, ssl.SSLError, TimeoutError, OSError, EOFError) as exc:
         raise TransientError(f"{where}: connection failed: {_text(exc, secrets) or type(exc).__name__}") from None
     except (IMAPClientError, imaplib.IMAP4.error) as exc:
@@ -113,7 +117,7 @@ class ImapLogin:
     def _open(self, fresh: bool) -> IMAPClient:
         conn = self.conn
         client: IMAPClient | None = None
-        with imap_errors(self.where, self._secrets):
+        with imap_errors(self.where, self._secrets, conn.host):
             try:
                 implicit = conn.tls == "implicit"
                 context = tls_context(conn) if conn.tls else None
