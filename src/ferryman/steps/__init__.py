@@ -14,6 +14,7 @@ from ferryman.steps.email import EmailStep
 from ferryman.steps.fetch import FetchStep
 from ferryman.steps.gunzip import GunzipStep
 from ferryman.steps.gzip import GzipStep
+from ferryman.steps.logscan import LogScanStep
 from ferryman.steps.meta import MetaStep
 from ferryman.steps.python import PythonStep
 from ferryman.steps.rename import RenameStep
@@ -37,6 +38,7 @@ STEPS: dict[str, type[Step[Any]]] = {
     "python": PythonStep,
     "csv": CsvStep,
     "sql": SqlStep,
+    "log_scan": LogScanStep,
 }
 """Every step type, by its config ``type`` key."""
 
