@@ -19,6 +19,7 @@ from ferryman.steps.meta import MetaStep
 from ferryman.steps.python import PythonStep
 from ferryman.steps.rename import RenameStep
 from ferryman.steps.sql import SqlStep
+from ferryman.steps.tables import SqlExportStep
 from ferryman.steps.unzip import UnzipStep
 from ferryman.steps.zip import ZipStep
 
@@ -39,6 +40,7 @@ STEPS: dict[str, type[Step[Any]]] = {
     "csv": CsvStep,
     "sql": SqlStep,
     "log_scan": LogScanStep,
+    "sql_export": SqlExportStep,
 }
 """Every step type, by its config ``type`` key."""
 
