@@ -7,11 +7,14 @@ SMTP server, nothing sent when nothing matched.  The compress-logs flow runs onl
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shutil
 import signal
 import sqlite3
+import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,6 +86,10 @@ def example(folder: Path, server: SmtpServer, databases: list[str]) -> Path:
     for instance in ("cioc_a", "cioc_b"):
         (folder / "logs" / instance).mkdir(parents=True)
         (folder / "logs" / instance / "app.log").write_text("2026-12-04 01:00:00 INFO started\n")
+    old = folder / "logs" / "cioc_a" / "app.log.3"  # rotated a week ago: compress-logs takes it
+    old.write_text("2026-11-27 01:00:00 INFO a week ago\n")
+    week_ago = time.time() - 7 * 86400
+    os.utime(old, (week_ago, week_ago))
     return config
 
 
@@ -128,6 +135,8 @@ def test_the_cioc_example_under_the_daemon(tmp_path: Path, smtp: SmtpServer, dat
         wait_for(lambda: zips[0].stat().st_mtime_ns != first and _records(zips[0], tmp_path) == 3, timeout=30)
         quiet = len(smtp.messages)
         wait_for(lambda: len(items(tmp_path, env, "log-errors")) >= 4, timeout=30)
+        if "compress_old" in STEPS:
+            wait_for(lambda: list((tmp_path / "logs" / "cioc_a").glob("logs-cioc_a-*.zip")), timeout=30)
     finally:
         daemon.send_signal(signal.SIGTERM)
         out, err = daemon.communicate(timeout=60)
@@ -155,6 +164,12 @@ def test_the_cioc_example_under_the_daemon(tmp_path: Path, smtp: SmtpServer, dat
     counts = [s["outputs"]["tables"] for i in done for s in i["steps"] if s["name"] == "sql_export"]  # type: ignore[index, union-attr]
     assert {"cic_record": 2, "gbl_member": 1, "gbl_users": 1, "vol_opportunity": 1} in counts
     assert ZIP_PASSWORD not in json.dumps(downloads) and ZIP_PASSWORD not in out + err
+    if "compress_old" in STEPS:
+        (archive,) = (tmp_path / "logs" / "cioc_a").glob("logs-cioc_a-*.zip")
+        with zipfile.ZipFile(archive) as zf:
+            assert zf.namelist() == ["app.log.3"] and zf.testzip() is None
+        assert not (tmp_path / "logs" / "cioc_a" / "app.log.3").exists()
+        assert (tmp_path / "logs" / "cioc_a" / "app.log").exists()  # written today: left alone
 
 
 def _records(zipped: Path, tmp: Path) -> int:

@@ -28,7 +28,7 @@ def render_cioc(databases: Sequence[str] = (), email: str = "ops@example.org", t
         raise ValueError(f"--email {email!r} is not one plain address (ops@example.org)")
     q = json.dumps  # a TOML basic string is a JSON string for these values
     each = ", ".join(q(n) for n in names)
-    return f'''# CIOC's scheduled tasks as ferryman flows (docs/steps/maintenance.md).
+    return f'''# CIOC's scheduled tasks as ferryman flows (docs/steps/sql-export.md, docs/steps/log-scan.md).
 # Check it with `ferryman check --connect`, run it once with `ferryman run --once --now`,
 # or keep it running with `ferryman run`.
 # Secrets come from the environment: CIOC_DSN, CIOC_ZIP_PASSWORD, CIOC_SMTP_PASSWORD.
@@ -120,10 +120,12 @@ body = """{{{{ meta.log_excerpt }}}}
 # type = "schedule"
 # cron = "30 2 * * *"
 # timezone = "America/Toronto"
+# for_each = ["cioc_a", "cioc_b"]                # the instance folders under the log root
 #
 # [[flows.compress-logs.steps]]
 # type = "compress_old"
-# path = {q(logs)}
+# path = {q(logs + "/{meta.each}")}
+# include = ["*.log*"]
 # age = "6d"
-# name = "logs-{{now:%Y%m%d}}.zip"
+# name = "logs-{{meta.each}}-{{now:%Y%m%d}}.zip"
 '''
