@@ -48,6 +48,11 @@ class SqlExportStep(Step[SqlExportConfig]):
         assert isinstance(conn_config, PostgresConnection)
         values = ctx.values()
         extra: dict[str, Any] = {"connect_timeout": 10}
+        # A postgres connection may also hold its password apart from the dsn (where the pg_dump step's
+        # branch adds it); it is handed to libpq directly, never put into a string.
+        password = getattr(conn_config, "password", None)
+        if password is not None:
+            extra["password"] = password.reveal()
         if self.config.database:
             extra["dbname"] = templates.render(self.config.database, values)
         if self.config.timeout:
