@@ -1,7 +1,9 @@
 """Reading a log from a mark: complete lines only, entries grouped, matches picked out.
 
-A block is searched with one regex made of every pattern (the C regex engine does the scanning);
-only around a match are lines looked at one by one, to find the start and the end of its entry.
+A block is searched with one regex made of every pattern, run by RE2 (linear time, 10-20x the
+speed of `re` on such alternations); patterns RE2 cannot run (look-around, back-references) are
+run by `re`.  Only around a match are lines looked at one by one, to find the start and the end
+of its entry.
 Blocks are cut where an entry starts, so an entry never straddles two of them, and memory stays
 at one block plus one entry whatever the file's size.
 """
@@ -10,11 +12,12 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from ferryman.steps.logscan.config import LogScanConfig, compile_bytes
 from ferryman.steps.logscan.position import HEAD
@@ -59,12 +62,29 @@ def open_log(path: Path) -> Iterator[Opened]:
         raw.close()
 
 
+class Searcher(Protocol):
+    """What `re.Pattern[bytes]` and RE2's compiled patterns both offer."""
+
+    def search(self, string: bytes, pos: int = ..., endpos: int = ...) -> re.Match[bytes] | None: ...
+
+
+def fast(pattern: str, what: str) -> Searcher:
+    """`pattern` (multi-line) compiled by RE2 when it can run it, else by `re`."""
+    compiled = compile_bytes(pattern, what)  # the config's syntax check, and the fallback
+    try:
+        import re2  # type: ignore[import-untyped]
+
+        return re2.compile(b"(?m)" + pattern.encode("utf-8"))  # type: ignore[no-any-return]
+    except Exception:  # re2.error: syntax RE2 does not have; ImportError: not installed
+        return compiled
+
+
 class Matcher:
     """The compiled patterns of one step, and the reading of one file from an offset."""
 
     def __init__(self, config: LogScanConfig) -> None:
         self.config = config
-        self.found = compile_bytes("|".join(f"(?:{p})" for p in config.patterns), "patterns")
+        self.found = fast("|".join(f"(?:{p})" for p in config.patterns), "patterns")
         self.ignored = compile_bytes("|".join(f"(?:{p})" for p in config.ignore), "ignore") if config.ignore else None
         self.continues = compile_bytes(config.continuation, "continuation")
 
@@ -90,13 +110,13 @@ class Matcher:
             if cut == 0:
                 carry = data
                 continue
-            self._search(data[:cut], str(opened.path), line, entries)
+            self._search(data, cut, str(opened.path), line, entries)
             line += data.count(b"\n", 0, cut)
             offset += cut
             carry = data[cut:]
         end = len(carry) if opened.gz else carry.rfind(b"\n") + 1
         if end:
-            self._search(carry[:end], str(opened.path), line, entries)
+            self._search(carry, end, str(opened.path), line, entries)
             line += carry.count(b"\n", 0, end)
             offset += end
         return offset, line
@@ -113,22 +133,22 @@ class Matcher:
             start = data.rfind(b"\n", 0, start - 1) + 1
         return cut
 
-    def _search(self, chunk: bytes, path: str, first_line: int, entries: list[Entry]) -> None:
+    def _search(self, chunk: bytes, size: int, path: str, first_line: int, entries: list[Entry]) -> None:
+        """Find the entries in ``chunk[:size]`` (no copy of the block is made)."""
         found, continues, most = self.found, self.continues, self.config.max_entry_lines
         pos = counted_to = 0
         line = first_line
-        size = len(chunk)
-        while (match := found.search(chunk, pos)) is not None:
+        while (match := found.search(chunk, pos, size)) is not None:
             start = chunk.rfind(b"\n", 0, match.start()) + 1
             back = 0
             while start > pos and back < most and continues.match(chunk, start):
                 start = chunk.rfind(b"\n", 0, start - 1) + 1
                 back += 1
-            end = chunk.find(b"\n", match.start())
+            end = chunk.find(b"\n", match.start(), size)
             end = size if end < 0 else end + 1
             lines = back + 1
-            while end < size and lines < most and continues.match(chunk, end):
-                nxt = chunk.find(b"\n", end)
+            while end < size and lines < most and continues.match(chunk, end, size):
+                nxt = chunk.find(b"\n", end, size)
                 end = size if nxt < 0 else nxt + 1
                 lines += 1
             text = chunk[start:end]

@@ -91,9 +91,13 @@ def select(schema: str, table: Table, cast: bool) -> Any:
 
 
 LISTING = """
-SELECT c.table_name, c.column_name, c.data_type
-FROM information_schema.columns c
-JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-WHERE c.table_schema = %s AND t.table_type IN ('BASE TABLE', 'VIEW')
-ORDER BY c.table_name, c.ordinal_position
+SELECT c.relname, a.attname, format_type(a.atttypid, NULL)
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition
+ORDER BY c.relname, a.attnum
 """
+"""The tables, partitioned tables (not their partitions), views and materialized views of a schema,
+with their columns in order and each column's type as `format_type` names it (the catalog, not
+information_schema: a tenth of the time on a database with many tables)."""
