@@ -143,6 +143,26 @@ def test_a_gz_named_by_the_globs_continues_its_mark(tmp_path: Path, scan: Scan) 
     assert entries(scan(paths=["logs/app.log*"])) == []
 
 
+def test_copytruncate_reads_the_copys_tail_and_the_file_again(tmp_path: Path, scan: Scan) -> None:
+    log = tmp_path / "logs" / "app.log"
+    append(log, "ERROR one\n" + "INFO filler\n" * 100)
+    assert entries(scan()) == ["ERROR one"]
+    append(log, "ERROR two, before the copy\n")
+    (tmp_path / "logs" / "app.log.1").write_bytes(log.read_bytes())  # logrotate copytruncate: a copy,
+    with open(log, "r+") as f:                                        # then the log emptied in place
+        f.truncate(0)
+    append(log, "ERROR three\n")
+    assert sorted(entries(scan())) == ["ERROR three", "ERROR two, before the copy"]
+    assert entries(scan()) == []
+
+
+def test_max_entries_caps_the_digest_not_the_count(tmp_path: Path, scan: Scan) -> None:
+    append(tmp_path / "logs" / "app.log", "ERROR flood\n" * 50)
+    result = scan(max_entries=3)
+    assert len(entries(result)) == 3 and result.meta["log_entries"] == "50"
+    assert "… and 47 more entries (max_entries = 3)" in result.files[0].read_text()  # type: ignore[index]
+
+
 def test_copytruncate_starts_again_at_zero(tmp_path: Path, scan: Scan) -> None:
     log = tmp_path / "logs" / "app.log"
     append(log, "ERROR a long first line of the log\n")
@@ -174,6 +194,14 @@ def test_the_same_item_after_a_crash_reads_its_lines_again(tmp_path: Path, scan:
     assert entries(scan(item_id="tick2")) == []
 
 
+def test_the_first_item_again_after_a_crash_still_starts_at_the_end(tmp_path: Path, scan: Scan) -> None:
+    log = tmp_path / "logs" / "app.log"
+    append(log, "ERROR old\n")
+    assert entries(scan(item_id="first", first_run="end")) == []
+    append(log, "ERROR new\n")
+    assert entries(scan(item_id="first", first_run="end")) == ["ERROR new"]  # not the old lines
+
+
 def test_a_file_gone_between_listing_and_reading_is_a_note_and_read_next_time(
         tmp_path: Path, scan: Scan, monkeypatch: pytest.MonkeyPatch) -> None:
     from ferryman.steps.logscan import step as module
@@ -198,17 +226,17 @@ def test_a_file_gone_between_listing_and_reading_is_a_note_and_read_next_time(
 def test_a_file_renamed_while_open_is_read_to_its_end(tmp_path: Path) -> None:
     """Reading goes through the open descriptor: a rotation during the read changes nothing."""
     from ferryman.steps.logscan.config import LogScanConfig
-    from ferryman.steps.logscan.reader import Entry, Matcher, open_log
+    from ferryman.steps.logscan.reader import Found, Matcher, open_log
 
     log = tmp_path / "app.log"
     log.write_text("ERROR a\n" * 1000)
     matcher = Matcher(LogScanConfig(type="log_scan", paths=["x"]))
-    found: list[Entry] = []
+    found = Found(10)
     with open_log(log) as opened:
         os.rename(log, tmp_path / "app.log.1")
         log.write_text("ERROR other file\n")
         offset, lines = matcher.read(opened, 0, 0, found)
-    assert (offset, lines, len(found)) == (8000, 1000, 1000)
+    assert (offset, lines, found.total, len(found.entries)) == (8000, 1000, 1000, 10)
 
 
 def test_an_entry_straddling_blocks_stays_whole(tmp_path: Path, scan: Scan, monkeypatch: pytest.MonkeyPatch) -> None:

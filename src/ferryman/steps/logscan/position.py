@@ -60,6 +60,8 @@ class Position:
 
     marks: dict[str, Mark]
     claims: dict[str, dict[str, Mark]]
+    """Item id → the mark each file was read from by that item (on the flow's first run, from the
+    files' ends)."""
     fresh: bool = False
 
     @classmethod
@@ -74,8 +76,11 @@ class Position:
         return cls(marks(data.get("marks", {})), {k: marks(v) for k, v in data.get("claims", {}).items()})
 
     def dump(self) -> str:
-        return json.dumps({"marks": {k: asdict(m) for k, m in self.marks.items()},
-                           "claims": {k: {i: asdict(m) for i, m in v.items()} for k, v in self.claims.items()}},
+        def marks(raw: dict[str, Mark]) -> dict[str, object]:
+            return {k: asdict(m) for k, m in raw.items()}
+
+        return json.dumps({"marks": marks(self.marks),
+                           "claims": {k: marks(v) for k, v in self.claims.items()}},
                           separators=(",", ":"))
 
     def claim(self, item: str, start: dict[str, Mark], marks: dict[str, Mark]) -> None:

@@ -36,6 +36,22 @@ class Entry:
     text: str
 
 
+class Found:
+    """The entries of one run: the first `limit` kept whole, every one counted per file."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.entries: list[Entry] = []
+        self.per_file: dict[str, int] = {}
+        self.total = 0
+
+    def add(self, path: str, line: int, text: bytes, encoding: str) -> None:
+        self.total += 1
+        self.per_file[path] = self.per_file.get(path, 0) + 1
+        if len(self.entries) < self.limit:
+            self.entries.append(Entry(path, line, text.decode(encoding, "replace").rstrip("\r\n")))
+
+
 @dataclass
 class Opened:
     """A log file opened for reading: its identity from the open descriptor, so a rename or an
@@ -88,7 +104,7 @@ class Matcher:
         self.ignored = compile_bytes("|".join(f"(?:{p})" for p in config.ignore), "ignore") if config.ignore else None
         self.continues = compile_bytes(config.continuation, "continuation")
 
-    def read(self, opened: Opened, offset: int, line: int, entries: list[Entry]) -> tuple[int, int]:
+    def read(self, opened: Opened, offset: int, line: int, entries: Found) -> tuple[int, int]:
         """Append the matching entries after `offset` to `entries`; return the new offset and line count.
 
         A live file's last line without a line break is left for the next run (it is being
@@ -133,7 +149,7 @@ class Matcher:
             start = data.rfind(b"\n", 0, start - 1) + 1
         return cut
 
-    def _search(self, chunk: bytes, size: int, path: str, first_line: int, entries: list[Entry]) -> None:
+    def _search(self, chunk: bytes, size: int, path: str, first_line: int, entries: Found) -> None:
         """Find the entries in ``chunk[:size]`` (no copy of the block is made)."""
         found, continues, most = self.found, self.continues, self.config.max_entry_lines
         pos = counted_to = 0
@@ -155,7 +171,7 @@ class Matcher:
             line += chunk.count(b"\n", counted_to, start)
             counted_to = start
             if self.ignored is None or not self.ignored.search(text):
-                entries.append(Entry(path, line + 1, text.decode(self.config.encoding, "replace").rstrip("\r\n")))
+                entries.add(path, line + 1, text, self.config.encoding)
             pos = end
 
 

@@ -20,7 +20,7 @@ from ferryman.item import Item
 from ferryman.steps.base import Step, StepContext, StepResult
 from ferryman.steps.logscan.config import LogScanConfig
 from ferryman.steps.logscan.position import Mark, Position, fingerprint
-from ferryman.steps.logscan.reader import Entry, Matcher, Opened, discover, open_log, siblings
+from ferryman.steps.logscan.reader import Found, Matcher, Opened, discover, open_log, siblings
 from ferryman.transports.local import os_errors
 
 EXCERPT = 4000
@@ -39,15 +39,17 @@ class LogScanStep(Step[LogScanConfig]):
         journal = self.flow.journal
         name = self.cursor_name(ctx)
         position = Position.load(journal.get_cursor(self.flow.flow, name))
-        start = position.claims.get(item.id, position.marks)
-        scan = _Scan(self.config, Matcher(self.config), start, position.fresh)
+        claim = position.claims.get(item.id)
+        start, fresh = (claim, False) if claim is not None else (position.marks, position.fresh)
+        scan = _Scan(self.config, Matcher(self.config), start, fresh)
         scan.run([str(self.flow.resolve(p)) for p in self.config.paths])
+        found = scan.found
         outputs: dict[str, Any] = {"files": len(scan.marks), "bytes_read": scan.bytes_read,
-                                   "lines_read": scan.lines_read, "entries": len(scan.entries)}
+                                   "lines_read": scan.lines_read, "entries": found.total}
         if scan.notes:
             outputs["notes"] = scan.notes
         result: StepResult
-        if not scan.entries:
+        if not found.total:
             result = StepResult(files=[], outputs=outputs,
                                 skip=f"no log entry matched in {scan.lines_read} new lines of {len(scan.marks)} files")
         else:
@@ -59,30 +61,29 @@ class LogScanStep(Step[LogScanConfig]):
                 out.flush()
                 os.fsync(out.fileno())
             result = StepResult(files=[target], outputs={**outputs, "digest": digest_name}, meta={
-                "log_entries": str(len(scan.entries)),
-                "log_files": str(len({e.path for e in scan.entries})),
+                "log_entries": str(found.total),
+                "log_files": str(len(found.per_file)),
                 "log_excerpt": text[:EXCERPT],
             })
         # The digest is durable: the lines are this item's now (its claim), and no later item reads them.
-        position.claim(item.id, start, scan.marks)
+        position.claim(item.id, scan.began, scan.marks)
         journal.set_cursor(self.flow.flow, name, position.dump())
         return result
 
     def _digest(self, scan: _Scan, ctx: StepContext) -> str:
-        entries = scan.entries
-        shown = entries[: self.config.max_entries]
-        files = sorted({e.path for e in entries})
-        lines = [f"{len(entries)} log entries matched in {len(files)} files "
+        found = scan.found
+        lines = [f"{found.total} log entries matched in {len(found.per_file)} files "
                  f"(flow {self.flow.flow}, {ctx.now:%Y-%m-%d %H:%M:%S}; {scan.lines_read} new lines read)", ""]
-        lines += [f"  {path}: {sum(1 for e in entries if e.path == path)}" for path in files]
+        lines += [f"  {path}: {count}" for path, count in sorted(found.per_file.items())]
         current = None
-        for entry in shown:
+        for entry in found.entries:
             if entry.path != current:
                 current = entry.path
                 lines += ["", f"== {entry.path} =="]
             lines += ["", f"-- line {entry.line} --", entry.text]
-        if len(entries) > len(shown):
-            lines += ["", f"… and {len(entries) - len(shown)} more entries (max_entries = {self.config.max_entries})"]
+        if found.total > len(found.entries):
+            lines += ["", f"… and {found.total - len(found.entries)} more entries (max_entries = "
+                      f"{self.config.max_entries})"]
         for note in scan.notes:
             lines += ["", f"note: {note}"]
         return "\n".join(lines) + "\n"
@@ -97,8 +98,11 @@ class _Scan:
         self.start = start
         self.fresh = fresh
         self.marks: dict[str, Mark] = {}
+        """Each file's mark after this run."""
+        self.began: dict[str, Mark] = {}
+        """Each file's mark before this run's reading (its claim): a re-run starts from these."""
         self.used: set[str] = set()
-        self.entries: list[Entry] = []
+        self.found = Found(config.max_entries)
         self.notes: list[str] = []
         self.bytes_read = 0
         self.lines_read = 0
@@ -116,8 +120,8 @@ class _Scan:
             if ident in self.used:
                 continue
             for path in siblings(mark.origin or mark.path, scanned):
-                scanned.add(path)
                 if self._take(path, gz_pass=True, only=mark):
+                    scanned.add(path)
                     break
 
     def _take(self, path: Path, gz_pass: bool, only: Mark | None = None) -> bool:
@@ -138,14 +142,17 @@ class _Scan:
         return True
 
     def _mark_of(self, opened: Opened, gz_pass: bool, only: Mark | None) -> Mark | None:
+        """The mark `opened` continues: its own inode's; in the .gz pass, a compressed copy's; next to a
+        mark's file (`only`), also a plain copy of it (copytruncate's ``app.log.1``).  A mark of an
+        empty file (no fingerprint yet) is continued by its own inode only."""
         candidates = [only] if only is not None else [self.start.get(opened.ident)]
-        if opened.gz and (gz_pass or only is not None):
-            candidates += [m for m in self.start.values() if only is None]
+        if opened.gz and gz_pass and only is None:
+            candidates += list(self.start.values())
         for mark in candidates:
             if mark is None or mark.ident in self.used or not mark.same_start(opened.head):
                 continue
-            if mark.ident != opened.ident and not opened.gz:
-                continue  # a plain file continues only its own inode
+            if mark.ident != opened.ident and (mark.head_len == 0 or not (opened.gz or only is not None)):
+                continue
             self.used.add(mark.ident)
             return mark
         return None
@@ -163,11 +170,12 @@ class _Scan:
             offset, line = self._end(opened)
         else:
             offset = line = 0
-        new_offset, new_line = self.matcher.read(opened, offset, line, self.entries)
-        self.bytes_read += new_offset - offset
-        self.lines_read += new_line - line
         head, head_len = fingerprint(opened.head)
         origin = mark.origin if mark is not None and mark.origin else str(opened.path)
+        self.began[opened.ident] = Mark(str(opened.path), opened.ident, offset, line, head, head_len, origin)
+        new_offset, new_line = self.matcher.read(opened, offset, line, self.found)
+        self.bytes_read += new_offset - offset
+        self.lines_read += new_line - line
         self.marks[opened.ident] = Mark(str(opened.path), opened.ident, new_offset, new_line, head, head_len, origin)
 
     @staticmethod
