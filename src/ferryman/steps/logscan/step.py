@@ -12,6 +12,7 @@ file; the same item running the step again starts from its own claim (see `posit
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,16 @@ from ferryman.transports.local import os_errors
 EXCERPT = 4000
 """Characters of the digest put in ``meta.log_excerpt`` (for a mail body)."""
 
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _lock(flow: str, cursor: str) -> threading.Lock:
+    """One lock per cursor: items of a flow run on several workers (several missed ticks after a
+    restart), and each must read the marks the one before it saved, or they read the same lines."""
+    with _LOCKS_LOCK:
+        return _LOCKS.setdefault((flow, cursor), threading.Lock())
+
 
 class LogScanStep(Step[LogScanConfig]):
     """Reads every log from its mark, writes ``<name>`` when entries matched, moves the marks."""
@@ -36,6 +47,10 @@ class LogScanStep(Step[LogScanConfig]):
         return f"log_scan.{self.config.label or ctx.index}"
 
     def run(self, item: Item, ctx: StepContext) -> StepResult:
+        with _lock(self.flow.flow, self.cursor_name(ctx)):
+            return self._run(item, ctx)
+
+    def _run(self, item: Item, ctx: StepContext) -> StepResult:
         journal = self.flow.journal
         name = self.cursor_name(ctx)
         position = Position.load(journal.get_cursor(self.flow.flow, name))
