@@ -35,7 +35,7 @@ def scan(tmp_path: Path, journal: SqliteJournal) -> Scan:
     """``scan(item_id="a", **config)`` runs a log_scan step over tmp/logs/*.log once, as the engine would."""
     runs = iter(range(1, 1000))
 
-    def run(item_id: str | None = None, **config: Any) -> StepResult:
+    def run(item_id: str | None = None, work: Path | None = None, **config: Any) -> StepResult:
         table = {"type": "log_scan", "paths": ["logs/*.log"], "first_run": "beginning", **config}
         model = TypeAdapter(AnyStep).validate_python(table)
         flow = FlowContext(flow="logs", root=tmp_path / "root", config_dir=tmp_path, connections={},
@@ -43,7 +43,7 @@ def scan(tmp_path: Path, journal: SqliteJournal) -> Scan:
         step = STEPS["log_scan"](model, flow)
         n = next(runs)
         item = Item(id=item_id or f"item{n}", flow="logs", key=f"k{n}", origin="test", meta={}, files=[])
-        ctx = StepContext(flow=flow, item=item, index=0, work_dir=tmp_path / "work" / f"{n}")
+        ctx = StepContext(flow=flow, item=item, index=0, work_dir=(work or tmp_path / "work") / f"{n}")
         result = step.run(item, ctx)
         assert result is not None
         return result
@@ -259,3 +259,16 @@ def test_an_entry_straddling_blocks_stays_whole(tmp_path: Path, scan: Scan, monk
 def test_config_errors(table: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace("[", r"\[")):
         TypeAdapter(AnyStep).validate_python({"type": "log_scan", "paths": ["*.log"], **table})
+
+
+def test_a_full_disk_fails_the_digest_and_keeps_the_lines_for_the_next_run(
+        tmp_path: Path, scan: Scan, tiny_disk: Path) -> None:
+    from ferryman.errors import TransientError
+
+    append(tmp_path / "logs" / "app.log", "ERROR " + "x" * 100 + "\n" * 1 + ("ERROR y\n" * 20000))
+    with open(tiny_disk / "filler", "wb", buffering=0) as filler, pytest.raises(OSError):  # the disk is full now
+        while True:
+            filler.write(b"\0" * 4096)
+    with pytest.raises(TransientError, match="no space left on device"):
+        scan(work=tiny_disk)
+    assert len(entries(scan())) == 500  # the marks did not move: the next run has them all

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import secrets
 import sqlite3
-import subprocess
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,20 +186,6 @@ def big_table(database: str) -> Iterator[str]:
                      "FROM generate_series(1, 60000) g")
         yield "big"
         conn.execute("DROP TABLE big")
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 512 KiB tmpfs: a real ENOSPC."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        unavailable(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 @pytest.mark.parametrize("fmt", ["sqlite", "csv"])
