@@ -272,3 +272,20 @@ def test_a_full_disk_fails_the_digest_and_keeps_the_lines_for_the_next_run(
     with pytest.raises(TransientError, match="no space left on device"):
         scan(work=tiny_disk)
     assert len(entries(scan())) == 500  # the marks did not move: the next run has them all
+
+
+def test_a_pattern_re2_cannot_run_still_works(tmp_path: Path, scan: Scan) -> None:
+    """Look-behind is not RE2 syntax: such patterns run on Python's re instead."""
+    append(tmp_path / "logs" / "app.log", "user=bob ERROR x\nuser=root ERROR y\n")
+    assert entries(scan(patterns=[r"(?<!root )ERROR"])) == ["user=bob ERROR x"]
+
+
+def test_a_gz_still_being_written_is_a_note_then_read_once_whole(tmp_path: Path, scan: Scan) -> None:
+    whole = gzip.compress(b"".join(b"ERROR in the gz %d\n" % n for n in range(3000)))
+    (tmp_path / "logs" / "old.log.gz").write_bytes(whole[: len(whole) // 2])  # gzip is half-way
+    append(tmp_path / "logs" / "app.log", "ERROR live\n")
+    result = scan(paths=["logs/*.log", "logs/*.gz"], max_entries=5000)
+    assert entries(result) == ["ERROR live"]  # nothing of the half-written gz
+    assert any("old.log.gz: cannot be read" in note for note in result.outputs["notes"])
+    (tmp_path / "logs" / "old.log.gz").write_bytes(whole)
+    assert len(entries(scan(paths=["logs/*.log", "logs/*.gz"], max_entries=5000))) == 3000

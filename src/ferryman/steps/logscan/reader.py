@@ -45,6 +45,12 @@ class Found:
         self.per_file: dict[str, int] = {}
         self.total = 0
 
+    def forget(self, path: str) -> None:
+        """Drop what was found in `path` (its reading failed half-way: its mark does not move, so the
+        next run finds these entries again)."""
+        self.total -= self.per_file.pop(path, 0)
+        self.entries = [e for e in self.entries if e.path != path]
+
     def add(self, path: str, line: int, text: bytes, encoding: str) -> None:
         self.total += 1
         self.per_file[path] = self.per_file.get(path, 0) + 1

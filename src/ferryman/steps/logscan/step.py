@@ -151,7 +151,8 @@ class _Scan:
                 self._read(opened, mark)
         except FileNotFoundError:
             self.notes.append(f"{path}: gone before it could be read (rotated away); it is looked for next run")
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError) as exc:  # e.g. a .gz still being written: read again next run
+            self.found.forget(str(path))
             reason = getattr(exc, "strerror", None) or str(exc)
             self.notes.append(f"{path}: cannot be read: {reason}")
         return True
