@@ -289,3 +289,15 @@ def test_a_gz_still_being_written_is_a_note_then_read_once_whole(tmp_path: Path,
     assert any("old.log.gz: cannot be read" in note for note in result.outputs["notes"])
     (tmp_path / "logs" / "old.log.gz").write_bytes(whole)
     assert len(entries(scan(paths=["logs/*.log", "logs/*.gz"], max_entries=5000))) == 3000
+
+
+def test_a_file_missing_for_a_while_goes_on_where_it_was(tmp_path: Path, scan: Scan) -> None:
+    log = tmp_path / "logs" / "app.log"
+    append(log, "ERROR one\n")
+    assert entries(scan()) == ["ERROR one"]
+    away = tmp_path / "away.log"
+    log.rename(away)  # out of the globs' and the siblings' reach
+    assert entries(scan()) == []
+    away.rename(log)
+    append(log, "ERROR two\n")
+    assert entries(scan()) == ["ERROR two"]  # not "ERROR one" again

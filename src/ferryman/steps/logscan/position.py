@@ -22,6 +22,9 @@ from dataclasses import asdict, dataclass
 HEAD = 1024
 """Bytes of a file's beginning that make its fingerprint."""
 
+FORGET = 7 * 86400.0
+"""How long the mark of a file that is no longer found is kept."""
+
 CLAIMS = 20
 """Claims kept: the newest items that read from the logs."""
 
@@ -39,6 +42,9 @@ class Mark:
     head_len: int
     origin: str = ""
     """The path the file had when first seen (``app.log``): rotated copies are looked for by that name."""
+    seen: float = 0.0
+    """When the file was last found (seconds since 1970): a mark whose file is not found is kept
+    for `FORGET`, so a file missing for a while (unreadable, moved and back) goes on where it was."""
 
     def same_start(self, head: bytes) -> bool:
         """Whether a file beginning with `head` (at least `HEAD` bytes, or all of it) is this file."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from ferryman import templates
 from ferryman.item import Item
 from ferryman.steps.base import Step, StepContext, StepResult
 from ferryman.steps.logscan.config import LogScanConfig
-from ferryman.steps.logscan.position import Mark, Position, fingerprint
+from ferryman.steps.logscan.position import FORGET, Mark, Position, fingerprint
 from ferryman.steps.logscan.reader import Found, Matcher, Opened, discover, open_log, siblings
 from ferryman.transports.local import os_errors
 
@@ -138,6 +139,10 @@ class _Scan:
                 if self._take(path, gz_pass=True, only=mark):
                     scanned.add(path)
                     break
+        now = time.time()
+        for ident, mark in self.start.items():  # not found (unreadable, gone): kept for a while
+            if ident not in self.used and ident not in self.marks and now - mark.seen < FORGET:
+                self.marks[ident] = mark
 
     def _take(self, path: Path, gz_pass: bool, only: Mark | None = None) -> bool:
         """Read `path` if it is decided in this pass; False when it waits for the .gz pass."""
@@ -150,7 +155,7 @@ class _Scan:
                     return False
                 self._read(opened, mark)
         except FileNotFoundError:
-            self.notes.append(f"{path}: gone before it could be read (rotated away); it is looked for next run")
+            self.notes.append(f"{path}: gone before it could be read (rotated away); looked for under its new name")
         except (OSError, EOFError) as exc:  # e.g. a .gz still being written: read again next run
             self.found.forget(str(path))
             reason = getattr(exc, "strerror", None) or str(exc)
@@ -188,11 +193,13 @@ class _Scan:
             offset = line = 0
         head, head_len = fingerprint(opened.head)
         origin = mark.origin if mark is not None and mark.origin else str(opened.path)
-        self.began[opened.ident] = Mark(str(opened.path), opened.ident, offset, line, head, head_len, origin)
+        now = time.time()
+        self.began[opened.ident] = Mark(str(opened.path), opened.ident, offset, line, head, head_len, origin, now)
         new_offset, new_line = self.matcher.read(opened, offset, line, self.found)
         self.bytes_read += new_offset - offset
         self.lines_read += new_line - line
-        self.marks[opened.ident] = Mark(str(opened.path), opened.ident, new_offset, new_line, head, head_len, origin)
+        self.marks[opened.ident] = Mark(str(opened.path), opened.ident, new_offset, new_line, head, head_len,
+                                        origin, now)
 
     @staticmethod
     def _end(opened: Opened) -> tuple[int, int]:
