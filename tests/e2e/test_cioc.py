@@ -31,6 +31,7 @@ _smtp_starttls = smtp_servers._smtp_starttls
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "cioc-nightly"
 ZIP_PASSWORD = "Zip-pw-4-cioc"
+DSN_PASSWORD = "Dsn-pw-4-cioc"
 
 TABLES = """
 CREATE TABLE gbl_member (id int, db_name text, name text);
@@ -111,9 +112,11 @@ def unzip(path: Path, into: Path) -> Path:
 
 def test_the_cioc_example_under_the_daemon(tmp_path: Path, smtp: SmtpServer, databases: list[str]) -> None:
     import psycopg
+    from psycopg.conninfo import make_conninfo
 
     example(tmp_path, smtp, databases)
-    env = {"CIOC_DSN": PG_ADDRESS, "CIOC_ZIP_PASSWORD": ZIP_PASSWORD, "CIOC_SMTP_PASSWORD": PASSWORD}
+    dsn = make_conninfo(PG_ADDRESS, password=DSN_PASSWORD)  # the test server trusts: the password is only carried
+    env = {"CIOC_DSN": dsn, "CIOC_ZIP_PASSWORD": ZIP_PASSWORD, "CIOC_SMTP_PASSWORD": PASSWORD}
     ferryman("check", cwd=tmp_path, env=env, check=True)
     daemon = start_ferryman("run", "-q", cwd=tmp_path, env=env)
     try:
@@ -128,7 +131,6 @@ def test_the_cioc_example_under_the_daemon(tmp_path: Path, smtp: SmtpServer, dat
         wait_for(lambda: smtp.messages, timeout=30)
         # yesterday's download is replaced: a new row shows up in the next tick's zip
         first = zips[0].stat().st_mtime_ns
-        from psycopg.conninfo import make_conninfo
 
         with psycopg.connect(make_conninfo(PG_ADDRESS, dbname=databases[0]), autocommit=True) as conn:
             conn.execute("INSERT INTO cic_record VALUES (4, 'new today', NULL)")
@@ -163,7 +165,8 @@ def test_the_cioc_example_under_the_daemon(tmp_path: Path, smtp: SmtpServer, dat
     assert len(done) >= 4
     counts = [s["outputs"]["tables"] for i in done for s in i["steps"] if s["name"] == "sql_export"]  # type: ignore[index, union-attr]
     assert {"cic_record": 2, "gbl_member": 1, "gbl_users": 1, "vol_opportunity": 1} in counts
-    assert ZIP_PASSWORD not in json.dumps(downloads) and ZIP_PASSWORD not in out + err
+    for secret in (ZIP_PASSWORD, DSN_PASSWORD, PASSWORD):
+        assert secret not in json.dumps(downloads) and secret not in out + err
     if "compress_old" in STEPS:
         (archive,) = (tmp_path / "logs" / "cioc_a").glob("logs-cioc_a-*.zip")
         with zipfile.ZipFile(archive) as zf:
