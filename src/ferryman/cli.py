@@ -102,18 +102,23 @@ def main(config_path: str | None) -> None:
                    'match.headers."X-ITRP-ExportID" list (the old export.ids).')
 @click.option("--email", metavar="ADDRESS",
               help="itrp: the mailbox the exports are sent to; becomes [connections.mail] user "
-                   "(the old imap_user_name; the password is read from $FERRYMAN_IMAP_PASSWORD).")
+                   "(the old imap_user_name; the password is read from $FERRYMAN_IMAP_PASSWORD). "
+                   "cioc: where log digests and failure notices go.")
 @click.option("--to", metavar="FOLDER",
               help="itrp: folder to store exports in; becomes the first deliver step's to "
-                   "(the old to; default /tmp/exports).")
+                   "(the old to; default /tmp/exports). cioc: the download folder (one folder per database in it).")
 @click.option("--ftp", metavar="HOST",
               help="itrp: FTP host to upload exports to; becomes [connections.ftp] host and a second "
                    "deliver step (the old to_ftp).")
 @click.option("--ftp-dir", metavar="DIR",
               help='itrp: folder on the FTP host; becomes that second deliver step\'s to = "ftp://ftp/DIR" '
                    "(the old to_ftp_dir).")
+@click.option("--database", "databases", metavar="NAME", multiple=True,
+              help="cioc: a database to export (repeatable); becomes the downloads flow's for_each "
+                   "(the old -a DatabaseName).")
+@click.option("--logs", metavar="FOLDER", help="cioc: the log root (CIOC_LOG_ROOT); one folder per instance.")
 def init(template: str, output: str, force: bool, **options: Any) -> None:
-    """Write a commented starter config (templates: folder, itrp)."""
+    """Write a commented starter config (templates: folder, itrp, cioc)."""
     from ferryman.presets import PRESETS
 
     preset = PRESETS.get(template)

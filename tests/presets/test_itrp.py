@@ -125,7 +125,8 @@ def test_init_itrp_help_names_the_config_key_of_every_option(tmp_path: Path) -> 
 
     from ferryman.cli import init
 
-    template_options = {o.opts[0] for o in init.params if isinstance(o, click.Option)} - {"--output", "--force"}
+    template_options = {o.opts[0] for o in init.params
+                        if isinstance(o, click.Option) and "itrp:" in (o.help or "")}  # cioc has its own
     assert template_options == {option.split()[0] for option in becomes}   # every option is in the table
     for option, key in becomes.items():
         assert option in shown and f"becomes {key}" in shown, option

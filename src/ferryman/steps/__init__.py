@@ -14,10 +14,12 @@ from ferryman.steps.email import EmailStep
 from ferryman.steps.fetch import FetchStep
 from ferryman.steps.gunzip import GunzipStep
 from ferryman.steps.gzip import GzipStep
+from ferryman.steps.logscan import LogScanStep
 from ferryman.steps.meta import MetaStep
 from ferryman.steps.python import PythonStep
 from ferryman.steps.rename import RenameStep
 from ferryman.steps.sql import SqlStep
+from ferryman.steps.tables import SqlExportStep
 from ferryman.steps.unzip import UnzipStep
 from ferryman.steps.zip import ZipStep
 
@@ -37,6 +39,8 @@ STEPS: dict[str, type[Step[Any]]] = {
     "python": PythonStep,
     "csv": CsvStep,
     "sql": SqlStep,
+    "log_scan": LogScanStep,
+    "sql_export": SqlExportStep,
 }
 """Every step type, by its config ``type`` key."""
 

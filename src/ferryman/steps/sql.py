@@ -82,9 +82,9 @@ class SqlStep(Step[SqlConfig]):
                 returned = len(cursor.fetchall()) if cursor.description is not None else None
                 affected = cursor.rowcount if cursor.rowcount >= 0 else None
         except psycopg.OperationalError as exc:
-            raise TransientError(f"postgres {self.config.connection}: {_first_line(exc)}") from None
+            raise TransientError(f"postgres {self.config.connection}: {server_message(exc)}") from None
         except psycopg.Error as exc:
-            raise PermanentError(f"postgres {self.config.connection}: {_first_line(exc)}") from None
+            raise PermanentError(f"postgres {self.config.connection}: {server_message(exc)}") from None
         outputs: dict[str, Any] = {"statement": " ".join(self.config.statement.split())[:200]}
         if returned is not None:
             outputs["rows_returned"] = returned
@@ -93,7 +93,7 @@ class SqlStep(Step[SqlConfig]):
         return StepResult(outputs=outputs)
 
 
-def _first_line(exc: Exception) -> str:
+def server_message(exc: Exception) -> str:
     """The server's message, first line: psycopg's connection errors hold no DSN, but say 'connection
     to server at …' with the address, which is fine to show."""
     text = str(exc).strip().splitlines()
