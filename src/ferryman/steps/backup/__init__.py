@@ -1,0 +1,9 @@
+"""Backup maintenance steps: ``pg_dump`` (a producer), ``prune`` (GFS retention) and ``compress_old``.
+
+``config.py`` and ``gfs.py`` (the pure retention rules) are the bottom; each step module joins them.
+"""
+
+from ferryman.steps.backup.config import PruneConfig
+from ferryman.steps.backup.prune import PruneStep
+
+__all__ = ["PruneConfig", "PruneStep"]
