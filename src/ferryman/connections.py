@@ -109,6 +109,8 @@ class HttpConnection(ConnectionConfig, TlsMixin):
 class PostgresConnection(ConnectionConfig):
     type: Literal["postgres"]
     dsn: Secret = Field(description="libpq connection string or URL (may hold a password: use a reference).")
+    password: Secret | None = Field(None, description="Password, when the dsn holds none (it wins over one in "
+                                    "the dsn).")
 
 
 CONNECTIONS: dict[str, type[ConnectionConfig]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferryman.steps.backup import PruneStep
+from ferryman.steps.backup import PgDumpStep, PruneStep
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
 from ferryman.steps.checksum import ChecksumStep
 from ferryman.steps.command import CommandStep
@@ -38,6 +38,7 @@ STEPS: dict[str, type[Step[Any]]] = {
     "python": PythonStep,
     "csv": CsvStep,
     "sql": SqlStep,
+    "pg_dump": PgDumpStep,
     "prune": PruneStep,
 }
 """Every step type, by its config ``type`` key."""
