@@ -279,3 +279,11 @@ def test_dry_run_and_real_run_choose_the_same(days: set[int], keep: dict[str, in
         assert real.outputs["deleted"] == dry.outputs["would_delete"]
         assert left(folder) == set(dry.outputs["kept"])
         assert f"b{min(days)}" in left(folder)  # the newest
+
+
+def test_culling_old_exports_is_prune_within(tmp_path: Path) -> None:
+    """CIOC's cull_old_exports: files older than 30 days before the newest go; the rest stay."""
+    names = nightly(tmp_path / "downloads", 45, "cic_{:%Y%m%d}.zip")
+    done = run({"type": "prune", "path": str(tmp_path / "downloads"), "keep": {"within": "30d"}}, tmp_path)
+    assert left(tmp_path / "downloads") == set(names[:30])
+    assert done.outputs["kept"][names[29]] == "within 30d of the newest"

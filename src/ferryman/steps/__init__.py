@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferryman.steps.backup import PgDumpStep, PruneStep
+from ferryman.steps.backup import CompressOldStep, PgDumpStep, PruneStep
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
 from ferryman.steps.checksum import ChecksumStep
 from ferryman.steps.command import CommandStep
@@ -40,6 +40,7 @@ STEPS: dict[str, type[Step[Any]]] = {
     "sql": SqlStep,
     "pg_dump": PgDumpStep,
     "prune": PruneStep,
+    "compress_old": CompressOldStep,
 }
 """Every step type, by its config ``type`` key."""
 
