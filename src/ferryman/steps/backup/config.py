@@ -90,8 +90,10 @@ class PruneConfig(StepConfig):
     path: str = Field(description="The folder: a local path, s3://CONN/bucket/prefix, sftp://CONN/path or "
                       "ftp://CONN/path. Templates allowed ({meta.each} …).")
     include: list[str] = Field(default_factory=lambda: ["*"], description="Only files whose names match "
-                               "these globs are backups (others are never touched).")
-    exclude: list[str] = Field(default_factory=list, description="Leave files matching these globs alone.")
+                               "these globs are backups (others are never touched); templates, e.g. "
+                               "'{meta.each}_*.dump'.")
+    exclude: list[str] = Field(default_factory=list, description="Leave files matching these globs "
+                               "(templates) alone.")
     keep: Keep = Field(description="Retention rules, e.g. { daily = 7, weekly = 5, monthly = 12 }; at least one.")
     time_from_name: TimeFromName | None = Field(None, description="Take each file's time from its name "
                                                 "(default: its modification time / object time).")
@@ -114,6 +116,13 @@ class PruneConfig(StepConfig):
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
         return _zone(value)
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _globs(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            templates.check(pattern)
+        return value
 
     @field_validator("max_delete")
     @classmethod

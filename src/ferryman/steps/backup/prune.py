@@ -83,7 +83,10 @@ class PruneStep(Step[PruneConfig]):
             except StepError as exc:
                 kind = TransientError if isinstance(exc, TransientError) else PermanentError
                 raise kind(f"prune {place}: the listing failed, nothing deleted: {one_line(exc)}") from None
-            backups, unparsed = self.backups(listing)
+            values = ctx.values()
+            include = [templates.render(p, values) for p in self.config.include]
+            exclude = [templates.render(p, values) for p in self.config.exclude]
+            backups, unparsed = self.backups(listing, include, exclude)
             if unparsed:
                 self.flow.log.warning("%s: prune %s: left alone, no time in the name: %s", self.flow.flow,
                                       place, _names(unparsed))
@@ -93,8 +96,8 @@ class PruneStep(Step[PruneConfig]):
                                          f"that time_from_name can read (e.g. {unparsed[0]!r}); nothing deleted")
                 if self.config.allow_empty:
                     return StepResult(outputs={"place": place, "matched": 0})
-                raise PermanentError(f"prune {place}: no file matches include = {self.config.include}"
-                                     f"{' exclude = ' + str(self.config.exclude) if self.config.exclude else ''}"
+                raise PermanentError(f"prune {place}: no file matches include = {include}"
+                                     f"{' exclude = ' + str(exclude) if exclude else ''}"
                                      f" ({len(listing)} files there); nothing deleted")
             chosen = select(backups, lambda b: b.time, self.policy, self.zone)
             outputs = self._outputs(place, chosen, len(backups), unparsed)
@@ -112,15 +115,16 @@ class PruneStep(Step[PruneConfig]):
             deleted = self._delete(transport, place, chosen)
         return StepResult(outputs={**outputs, "deleted": deleted})
 
-    def backups(self, listing: list[RemoteFile]) -> tuple[list[Backup], list[str]]:
+    def backups(self, listing: list[RemoteFile], include: list[str],
+                exclude: list[str]) -> tuple[list[Backup], list[str]]:
         """The matching files with their times (sorted by name), and the matching names without one."""
         found: list[Backup] = []
         unparsed: list[str] = []
         for file in sorted(listing, key=lambda f: f.path):
             name = posixpath.basename(file.path)
-            if any(fnmatch(name, p) for p in TEMPORARY) or not any(fnmatch(name, p) for p in self.config.include):
+            if any(fnmatch(name, p) for p in TEMPORARY) or not any(fnmatch(name, p) for p in include):
                 continue
-            if any(fnmatch(name, p) for p in self.config.exclude):
+            if any(fnmatch(name, p) for p in exclude):
                 continue
             if self.config.time_from_name is not None:
                 naive = self.config.time_from_name.parse(name)
