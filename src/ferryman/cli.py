@@ -79,7 +79,7 @@ def main() -> None:
                    "(the old imap_user_name; the password is read from $FERRYMAN_IMAP_PASSWORD).")
 @click.option("--to", metavar="FOLDER",
               help="itrp: folder to store exports in; becomes the first deliver step's to "
-                   "(the old to; default /tmp/exports).")
+                   "(the old to; default /tmp/exports). backup: the backup folder (default /srv/backups).")
 @click.option("--ftp", metavar="HOST",
               help="itrp: FTP host to upload exports to; becomes [connections.ftp] host and a second "
                    "deliver step (the old to_ftp).")
@@ -87,7 +87,7 @@ def main() -> None:
               help='itrp: folder on the FTP host; becomes that second deliver step\'s to = "ftp://ftp/DIR" '
                    "(the old to_ftp_dir).")
 def init(template: str, output: str, force: bool, **options: Any) -> None:
-    """Write a commented starter config (templates: folder, itrp)."""
+    """Write a commented starter config (templates: folder, itrp, backup)."""
     from ferryman.presets import PRESETS
 
     preset = PRESETS.get(template)

@@ -287,3 +287,13 @@ def test_culling_old_exports_is_prune_within(tmp_path: Path) -> None:
     done = run({"type": "prune", "path": str(tmp_path / "downloads"), "keep": {"within": "30d"}}, tmp_path)
     assert left(tmp_path / "downloads") == set(names[:30])
     assert done.outputs["kept"][names[29]] == "within 30d of the newest"
+
+
+def test_deletions_refused_by_the_server_fail_clearly(ftp_server: FtpServer, tmp_path: Path) -> None:
+    """An FTP account that may list but not delete: the item fails naming what was (not) deleted."""
+    sub = f"bu-{next(_ids)}-{os.getpid()}"
+    names = nightly(ftp_server.root / sub, 4)
+    with pytest.raises(PermanentError, match=r"prune ftp://ftp/.*: stopped before deleting any of 3: "):
+        run({**PMT, "keep": {"last": 1}, "path": f"ftp://ftp/{sub}"}, tmp_path,
+            {"ftp": ftp_server.connection(user="reader")})
+    assert left(ftp_server.root / sub) == set(names)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ferryman.presets.backup import render_backup
 from ferryman.presets.folder import render_folder
 from ferryman.presets.itrp import render_itrp
 
 PRESETS: dict[str, Callable[..., str]] = {
     "folder": render_folder,
     "itrp": render_itrp,
+    "backup": render_backup,
 }
 """Every template of ``ferryman init``, by name."""
