@@ -210,3 +210,16 @@ def test_a_full_disk(database: str, tmp_path: Path) -> None:
 def test_config_errors(config: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         TypeAdapter(AnyStep).validate_python({"type": "pg_dump", "connection": "db", **config})
+
+
+def test_the_sql_step_takes_the_connection_password_too(pg_password: PasswordPostgres, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DUMP_PW", PASSWORD)
+    model = TypeAdapter(AnyStep).validate_python({"type": "sql", "connection": "db", "statement": "SELECT 1"})
+    connections: dict[str, ConnectionConfig] = {"db": PostgresConnection.model_validate(
+        {"type": "postgres", "dsn": pg_password.dsn, "password": {"env": "DUMP_PW"}})}
+    flow = FlowContext(flow="t", root=tmp_path, config_dir=tmp_path, connections=connections,
+                       transports=TransportPool(connections), journal=None)  # type: ignore[arg-type]
+    item = Item(id="i", flow="t", key="k", origin="test", meta={}, files=[])
+    done = STEPS["sql"](model, flow).run(item, StepContext(flow=flow, item=item, index=0, work_dir=tmp_path / "w"))
+    assert done is not None and done.outputs["rows_returned"] == 1
