@@ -26,7 +26,6 @@ import contextlib
 import os
 import zipfile
 import zlib
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from ferryman import templates
 from ferryman.errors import TransientError
 from ferryman.item import Item
 from ferryman.steps.backup.config import CompressOldConfig
-from ferryman.steps.backup.prune import TEMPORARY
+from ferryman.steps.backup.prune import TEMPORARY, globs
 from ferryman.steps.base import Step, StepContext, StepResult
 from ferryman.transports.local import fsync_dir, fsync_path, os_errors
 
@@ -94,12 +93,12 @@ class CompressOldStep(Step[CompressOldConfig]):
 
     def _old_files(self, folder: Path, edge: float) -> list[tuple[Path, os.stat_result]]:
         found = []
+        temporary, included, excluded = globs(TEMPORARY), globs(self.config.include), globs(self.config.exclude)
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             name = entry.name
-            if not entry.is_file(follow_symlinks=False) or any(fnmatch(name, p) for p in TEMPORARY):
+            if not entry.is_file(follow_symlinks=False) or temporary(name):
                 continue
-            if not any(fnmatch(name, p) for p in self.config.include) or any(
-                    fnmatch(name, p) for p in self.config.exclude):
+            if not included(name) or excluded(name):
                 continue
             st = entry.stat(follow_symlinks=False)
             if st.st_mtime < edge:

@@ -19,10 +19,12 @@ No file matching is an error unless ``allow_empty``: a wrong path or pattern loo
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from fnmatch import fnmatch
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -49,6 +51,17 @@ class Backup:
     file: RemoteFile
     name: str
     time: datetime
+
+
+def globs(patterns: list[str] | tuple[str, ...]) -> Callable[[str], bool]:
+    """One compiled test for "the name matches any of these globs" (fnmatch's rules, case-sensitive)."""
+    if not patterns:
+        return lambda _: False
+    regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+    return lambda name: regex.match(name) is not None
+
+
+_TEMPORARY = globs(TEMPORARY)
 
 
 def _names(names: list[str]) -> str:
@@ -120,11 +133,10 @@ class PruneStep(Step[PruneConfig]):
         """The matching files with their times (sorted by name), and the matching names without one."""
         found: list[Backup] = []
         unparsed: list[str] = []
+        included, excluded = globs(include), globs(exclude)
         for file in sorted(listing, key=lambda f: f.path):
             name = posixpath.basename(file.path)
-            if any(fnmatch(name, p) for p in TEMPORARY) or not any(fnmatch(name, p) for p in include):
-                continue
-            if any(fnmatch(name, p) for p in exclude):
+            if _TEMPORARY(name) or not included(name) or excluded(name):
                 continue
             if self.config.time_from_name is not None:
                 naive = self.config.time_from_name.parse(name)
