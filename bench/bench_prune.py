@@ -11,7 +11,7 @@
    ``pg_restore --list`` that verifies the dump, whose time is counted too).
 
 The issue asks for a database of at least 1 GB; the default here is ``BENCH_PG_ROWS=2000000``
-rows (about 250 MB of table, a dump of about 130 MB) so that the whole file runs in a couple of
+rows (a 216 MB database as measured here) so that the whole file runs in a couple of
 minutes on a shared 2-core machine.  ``BENCH_PG_ROWS=10000000`` gives a ~1 GB database (8,000,000
 rows measured 841 MB here).
 
