@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBS := dovecot-imapd openssh-server openssl unzip zip
+DEBS := dovecot-imapd openssh-server openssl unzip zip postgresql-client
 
 .PHONY: install demo test bench lint debs docs
 

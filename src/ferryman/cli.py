@@ -106,7 +106,8 @@ def main(config_path: str | None) -> None:
                    "cioc: where log digests and failure notices go.")
 @click.option("--to", metavar="FOLDER",
               help="itrp: folder to store exports in; becomes the first deliver step's to "
-                   "(the old to; default /tmp/exports). cioc: the download folder (one folder per database in it).")
+                   "(the old to; default /tmp/exports). cioc: the download folder (one folder per database in "
+                   "it). backup: the backup folder (default /srv/backups).")
 @click.option("--ftp", metavar="HOST",
               help="itrp: FTP host to upload exports to; becomes [connections.ftp] host and a second "
                    "deliver step (the old to_ftp).")
@@ -118,7 +119,7 @@ def main(config_path: str | None) -> None:
                    "(the old -a DatabaseName).")
 @click.option("--logs", metavar="FOLDER", help="cioc: the log root (CIOC_LOG_ROOT); one folder per instance.")
 def init(template: str, output: str, force: bool, **options: Any) -> None:
-    """Write a commented starter config (templates: folder, itrp, cioc)."""
+    """Write a commented starter config (templates: folder, itrp, cioc, backup)."""
     from ferryman.presets import PRESETS
 
     preset = PRESETS.get(template)

@@ -174,6 +174,8 @@ def refuse_userinfo(url: str, hint: str = "declare them as the auth of an http c
 class PostgresConnection(ConnectionConfig):
     type: Literal["postgres"]
     dsn: Secret = Field(description="libpq connection string or URL (may hold a password: use a reference).")
+    password: Secret | None = Field(None, description="Password, when the dsn holds none (it wins over one in "
+                                    "the dsn).")
 
 
 CONNECTIONS: dict[str, type[ConnectionConfig]] = {

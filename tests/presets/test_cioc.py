@@ -27,7 +27,7 @@ def test_init_cioc_writes_a_config_that_checks(tmp_path: Path) -> None:
     assert [s.type for s in logs.steps] == ["log_scan", "email"]
     assert logs.steps[0].paths == ["/srv/logs/*/*.log"]  # type: ignore[attr-defined]
     assert logs.steps[1].to == ["it@cioc.example.org"]  # type: ignore[attr-defined]
-    assert "compress_old" in (tmp_path / "f.toml").read_text()  # written, commented until the step exists
+    assert 'type = "compress_old"' in (tmp_path / "f.toml").read_text()  # the log-compression flow
 
 
 @pytest.mark.parametrize(("args", "message"), [

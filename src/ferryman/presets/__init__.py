@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ferryman.presets.backup import render_backup
 from ferryman.presets.cioc import render_cioc
 from ferryman.presets.folder import render_folder
 from ferryman.presets.itrp import render_itrp
@@ -12,5 +13,6 @@ PRESETS: dict[str, Callable[..., str]] = {
     "folder": render_folder,
     "itrp": render_itrp,
     "cioc": render_cioc,
+    "backup": render_backup,
 }
 """Every template of ``ferryman init``, by name."""

@@ -5,7 +5,7 @@
   over yesterday's zip, Tuesday to Saturday at 03:00 Toronto time;
 - ``log-errors`` (process_logged_errors.py): every 15 minutes, ``log_scan`` over the logs and one
   digest mail; nothing is sent when nothing matched;
-- ``compress-logs`` (compress_old_logs.py): written commented, for the ``compress_old`` step.
+- ``compress-logs`` (compress_old_logs.py): the ``compress_old`` step, logs untouched for 6 days into a dated zip.
 
 Secrets are read from the environment (CIOC_DSN, CIOC_ZIP_PASSWORD, CIOC_SMTP_PASSWORD), never
 written into the file.
@@ -111,21 +111,20 @@ body = """{{{{ meta.log_excerpt }}}}
 """
 
 # ---- compress_old_logs.py: logs untouched for 6 days into a dated zip ----------------------------
-# Uses the compress_old step (issue 12's other half); uncomment once your ferryman has it.
-#
-# [flows.compress-logs]
-# notify = ["ops"]
-#
-# [flows.compress-logs.source]
-# type = "schedule"
-# cron = "30 2 * * *"
-# timezone = "America/Toronto"
-# for_each = ["cioc_a", "cioc_b"]                # the instance folders under the log root
-#
-# [[flows.compress-logs.steps]]
-# type = "compress_old"
-# path = {q(logs + "/{meta.each}")}
-# include = ["*.log*"]
-# age = "6d"
-# name = "logs-{{meta.each}}-{{now:%Y%m%d}}.zip"
+
+[flows.compress-logs]
+notify = ["ops"]
+
+[flows.compress-logs.source]
+type = "schedule"
+cron = "30 2 * * *"
+timezone = "America/Toronto"
+for_each = ["cioc_a", "cioc_b"]                # the instance folders under the log root
+
+[[flows.compress-logs.steps]]
+type = "compress_old"
+path = {q(logs + "/{meta.each}")}
+include = ["*.log*"]
+age = "6d"
+name = "logs-{{meta.each}}-{{now:%Y%m%d}}.zip"
 '''

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ferryman.steps.backup import CompressOldStep, PgDumpStep, PruneStep
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
 from ferryman.steps.checksum import ChecksumStep
 from ferryman.steps.command import CommandStep
@@ -41,6 +42,9 @@ STEPS: dict[str, type[Step[Any]]] = {
     "sql": SqlStep,
     "log_scan": LogScanStep,
     "sql_export": SqlExportStep,
+    "pg_dump": PgDumpStep,
+    "prune": PruneStep,
+    "compress_old": CompressOldStep,
 }
 """Every step type, by its config ``type`` key."""
 

@@ -72,6 +72,8 @@ class SqlStep(Step[SqlConfig]):
         values = ctx.values()
         params = {name: templates.render(t, values) for name, t in self.config.params.items()}
         extra: dict[str, Any] = {"connect_timeout": 10}
+        if conn_config.password is not None:
+            extra["password"] = conn_config.password.reveal()
         if self.config.database:
             extra["dbname"] = templates.render(self.config.database, values)
         if self.config.timeout:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -54,6 +54,13 @@ class Transport(ABC):
     @abstractmethod
     def remove(self, path: str) -> None:
         """Delete a file (no error when it is already gone)."""
+
+    def remove_many(self, paths: Sequence[str]) -> Iterator[str]:
+        """Delete every one of `paths`, yielding each once it is gone (a store with batch deletes
+        yields a batch at a time).  Stops at the first failure, raising it."""
+        for path in paths:
+            self.remove(path)
+            yield path
 
     @abstractmethod
     def stat(self, path: str) -> RemoteFile | None:

@@ -22,7 +22,7 @@ import hashlib
 import io
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 MiB = 1024 * 1024
 MAX_PARTS = 10_000
 MIN_PART = 5 * MiB
+DELETE_BATCH = 1000
+"""Keys per DeleteObjects request (the S3 limit)."""
 MAX_COPY = 5 * 1024 * MiB
 """Largest object `copy_object` can copy in one request."""
 
@@ -324,6 +326,32 @@ class S3Transport(Transport):
         bucket, key = split_path(path)
         with self.errors("delete", path):
             self.client.delete_object(Bucket=bucket, Key=key)
+
+    def remove_many(self, paths: Sequence[str]) -> Iterator[str]:
+        """Batched: one DeleteObjects request per 1,000 keys of a bucket; a key the store reports
+        it could not delete fails the batch (the keys it did delete are yielded first)."""
+        batch: list[str] = []
+        for path in paths:
+            if batch and (len(batch) == DELETE_BATCH or split_path(batch[0])[0] != split_path(path)[0]):
+                yield from self._delete_batch(batch)
+                batch = []
+            batch.append(path)
+        if batch:
+            yield from self._delete_batch(batch)
+
+    def _delete_batch(self, paths: list[str]) -> Iterator[str]:
+        bucket = split_path(paths[0])[0]
+        keys = {split_path(p)[1]: p for p in paths}
+        with self.errors("delete", f"{len(paths)} objects in {bucket}"):
+            answer = self.client.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
+        failed = {e.get("Key", ""): e for e in answer.get("Errors", [])}
+        yield from (path for key, path in keys.items() if key not in failed)
+        if failed:
+            key, error = next(iter(failed.items()))
+            raise PermanentError(f"s3: cannot delete {keys.get(key, key)}: {error.get('Code', '')} "
+                                 f"{error.get('Message', '')}".rstrip()
+                                 + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""))
 
     def _head(self, path: str, **extra: Any) -> Any | None:
         from botocore.exceptions import ClientError
