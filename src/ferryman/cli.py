@@ -198,7 +198,7 @@ def check(config_path: str | None, connect: bool, as_json: bool) -> None:
                 connections[name] = {"type": conn.type, "ok": True, "detail": probe(name, conn)}
             except Exception as exc:
                 connections[name] = {"type": conn.type, "ok": False, "detail": describe(exc)}
-                findings.append(preflight.Finding(f"connections.{name}", describe(exc), 3))
+                findings.append(preflight.Finding(f"connections.{name}", describe(exc), preflight.code_of(exc)))
         for seen in preflight.remote(loaded):
             if isinstance(seen, preflight.Finding):
                 findings.append(seen)

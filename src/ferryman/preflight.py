@@ -47,6 +47,12 @@ class Finding:
         return {"key": self.key, "message": self.message, "code": self.code}
 
 
+def code_of(exc: BaseException) -> int:
+    """A server that cannot be reached (or is down) is a 3; a refusal — a wrong password, no
+    permission — means the config is wrong: 2."""
+    return UNREADABLE if isinstance(exc, TransientError) or not isinstance(exc, FerrymanError) else CONFIG
+
+
 def local(loaded: LoadedConfig) -> list[Finding]:
     """Every problem that can be seen on this machine, without connecting anywhere."""
     config = loaded.config
@@ -178,7 +184,7 @@ def _imap(key: str, source: Any, connections: Any) -> Iterator[Finding | str]:
     try:
         client = login.open()
     except FerrymanError as exc:
-        yield Finding(f"{key}.connection", describe(exc), UNREADABLE)
+        yield Finding(f"{key}.connection", describe(exc), code_of(exc))
         return
     try:
         with imap_errors(login.where, login.secrets):
@@ -194,7 +200,7 @@ def _imap(key: str, source: Any, connections: Any) -> Iterator[Finding | str]:
                     yield Finding(f"{key}.after", f"no archive mailbox {archive!r} on {login.where}: mails "
                                                   "could not be moved there after they are delivered")
     except FerrymanError as exc:
-        yield Finding(f"{key}.connection", describe(exc), UNREADABLE)
+        yield Finding(f"{key}.connection", describe(exc), code_of(exc))
     finally:
         close_quietly(client)
 
@@ -222,9 +228,8 @@ def _writable(key: str, to: str, pool: TransportPool) -> Finding | str:
                 transport.makedirs(folder)
                 transport.put(Path(local.name), probe)
                 transport.remove(probe)
-        except FerrymanError as exc:  # a server that cannot be reached is a 3, a refusal a 2
-            return Finding(key, f"cannot write to {where}: {describe(exc)}",
-                           UNREADABLE if isinstance(exc, TransientError) else CONFIG)
+        except FerrymanError as exc:
+            return Finding(key, f"cannot write to {where}: {describe(exc)}", code_of(exc))
     return f"{key}: {where} is writable"
 
 

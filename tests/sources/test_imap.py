@@ -313,8 +313,16 @@ def test_xoauth2_token_command_is_asked_again_when_the_token_expired(
 def test_check_connect_logs_in_to_imap(dovecot: Dovecot, tmp_path: Path) -> None:
     user = dovecot.new_user()
     config = tmp_path / "f.toml"
-    for password, code, expected in (("secret", 0, "ok — logged in as"), ("wrong", 1, "FAILED — ")):
+    for password, code, expected in (("secret", 0, "ok — logged in as"), ("wrong", 2, "FAILED — ")):
         config.write_text(f"""
+[flows.mail.source]
+type = "imap"
+connection = "mail"
+
+[[flows.mail.steps]]
+type = "deliver"
+to = "{tmp_path / 'out'}"
+
 [connections.mail]
 type = "imap"
 host = "127.0.0.1"

@@ -149,10 +149,10 @@ def logged() -> Iterator[list[logging.LogRecord]]:
     """The records of the `ferryman` logger (its own handler: an in-process `ferryman run` may have
     stopped it propagating to caplog's)."""
     records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.INFO)
+    handler = logging.Handler(logging.DEBUG)  # an ordinary disposal is a DEBUG line
     handler.emit = records.append  # type: ignore[method-assign]
     logger = logging.getLogger("ferryman")
-    level, logger.level = logger.level, logging.INFO
+    level, logger.level = logger.level, logging.DEBUG
     logger.addHandler(handler)
     yield records
     logger.removeHandler(handler)
@@ -214,6 +214,6 @@ def test_an_item_still_running_at_the_search_disposes_of_its_own_mail_when_it_en
 
     assert archived(dovecot, user) == ["own"]
     assert dovecot.uids(user) == [duplicate]        # left for the next search, which names it
-    (line,) = [r for r in logged if r.name == "ferryman"]
-    assert line.getMessage() == f"t: {item.origin}: moved to Archive"
+    (line,) = [r for r in logged if r.name == "ferryman" and r.levelno >= logging.DEBUG and "Archive" in r.getMessage()]
+    assert line.getMessage() == f"t: {item.origin}: moved to Archive" and line.levelno == logging.DEBUG
     assert f"UID {own}" in item.origin

@@ -238,11 +238,11 @@ def test_for_each_makes_one_item_per_value_and_each_narrows_them(tmp_path: Path,
 
 
 def test_each_names_a_value_that_is_not_in_the_list(tmp_path: Path, journal: SqliteJournal) -> None:
-    from ferryman.errors import PermanentError
+    from ferryman.errors import ConfigError
 
     s = Schedule(tmp_path, journal, cron="0 3 * * *", for_each=["cioc_a"])
     s.source.selected(["cioc_x"])
-    with pytest.raises(PermanentError, match="--each 'cioc_x' is not a for_each value of flow 'nightly'"):
+    with pytest.raises(ConfigError, match="--each 'cioc_x' is not a for_each value of flow 'nightly'"):
         s.source.by_hand()
 
 

@@ -265,7 +265,7 @@ class ImapSource(Source[ImapSourceConfig]):
             except FerrymanError as exc:
                 self.flow.problems.report(f"source {self.flow.flow}", f"cannot read the source: {describe(exc)}",
                                           origin=self.config.mailbox)
-                self.flow.log.warning("%s: %s; trying again in %ss", self.flow.flow, describe(exc), int(delay))
+                self.flow.log.error("%s: %s; trying again in %ss", self.flow.flow, describe(exc), int(delay))
                 with self._reader_lock:
                     self._drop_reader(broken=True)
                 stop.wait(delay)
