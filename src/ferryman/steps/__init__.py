@@ -16,6 +16,7 @@ from ferryman.steps.gunzip import GunzipStep
 from ferryman.steps.gzip import GzipStep
 from ferryman.steps.meta import MetaStep
 from ferryman.steps.python import PythonStep
+from ferryman.steps.records import AppendCsvStep, DecryptFieldsStep
 from ferryman.steps.rename import RenameStep
 from ferryman.steps.sql import SqlStep
 from ferryman.steps.unzip import UnzipStep
@@ -37,6 +38,8 @@ STEPS: dict[str, type[Step[Any]]] = {
     "python": PythonStep,
     "csv": CsvStep,
     "sql": SqlStep,
+    "decrypt_fields": DecryptFieldsStep,
+    "append_csv": AppendCsvStep,
 }
 """Every step type, by its config ``type`` key."""
 
