@@ -5,7 +5,7 @@
   above it; an ``ETag`` (If-None-Match answers 304); at most `page_size` records per answer;
 - ``DELETE {base}/{name}/{id}`` → 200, 404 when it is not there, 403 on a collection that is not
   deleteable (MT-Java's ``@DoNotDelete``);
-- HTTP Basic auth (401 without it).
+- HTTP Basic auth, or a bearer `token` when set (401 without either).
 
 Faults, queued per collection in `PiServer.faults` (each answer takes the next one): ``500``,
 ``reset`` (half the body, then the connection is dropped), ``truncated`` (a body shorter than its
@@ -50,7 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorized(self) -> bool:
         expected = "Basic " + base64.b64encode(f"{USER}:{self.server.owner.password}".encode()).decode()
-        if self.headers.get("Authorization") == expected:
+        token = self.server.owner.token
+        if self.headers.get("Authorization") in (expected, f"Bearer {token}" if token else None):
             return True
         self._send(401, b'{"error":"unauthorized"}', {"WWW-Authenticate": 'Basic realm="pi"'})
         return False
@@ -163,6 +164,8 @@ class PiServer:
     def __init__(self, folder: Path, tls: bool = False) -> None:
         self.lock = threading.RLock()
         self.password = PASSWORD
+        self.token: str | None = None
+        """A bearer token accepted besides Basic auth."""
         self.collections: dict[str, list[dict[str, Any]]] = {}
         self.deleteable: set[str] = set()
         self.deleted: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -203,7 +206,8 @@ class PiServer:
 
     def listing(self) -> list[dict[str, Any]]:
         with self.lock:
-            return [{"name": name, "size": len(held), "deleteable": name in self.deleteable}
+            return [{"name": name, "size": len(held) + (len(self.deleted[name]) if self.replay else 0),
+                     "deleteable": name in self.deleteable}
                     for name, held in self.collections.items()]
 
     def form(self, name: str, deleteable: bool = True) -> None:

@@ -117,7 +117,7 @@ class HttpClient:
 
     def request(self, method: str, path: str, query: Mapping[str, str] | None = None,
                 headers: Mapping[str, str] | None = None) -> Answer:
-        """Send a request and read the status and headers (inside `errors`: the caller reads the body)."""
+        """Send a request and read the status and headers; the caller reads the body inside `errors`."""
         url = self.url(path, query)
         sent = {"User-Agent": "ferryman", "Accept": "application/json", "Accept-Encoding": "identity",
                 **self.conn.headers, **(headers or {})}
@@ -126,19 +126,20 @@ class HttpClient:
             sent["Authorization"] = authorization
         target = url.split("://", 1)[1]
         target = target[target.find("/"):] if "/" in target else "/"
-        for attempt in (1, 2):
-            fresh = self._http is None
-            http_conn = self._connection()
-            try:
-                http_conn.request(method, target, headers=sent)
-                response = http_conn.getresponse()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self.close()
-                if fresh or attempt == 2:
-                    raise
-                continue  # a kept-alive connection the server had closed meanwhile: once more, fresh
-            return Answer(response.status, response.reason, {k.lower(): v for k, v in response.getheaders()},
-                          response, url)
+        with self.errors(url):
+            for attempt in (1, 2):
+                fresh = self._http is None
+                http_conn = self._connection()
+                try:
+                    http_conn.request(method, target, headers=sent)
+                    response = http_conn.getresponse()
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    self.close()
+                    if fresh or attempt == 2:
+                        raise
+                    continue  # a kept-alive connection the server had closed meanwhile: once more, fresh
+                return Answer(response.status, response.reason,
+                              {k.lower(): v for k, v in response.getheaders()}, response, url)
         raise AssertionError("unreachable")
 
     def _connection(self) -> http.client.HTTPConnection:

@@ -71,18 +71,22 @@ def records(path: Path, list_path: str, id_field: str) -> Iterator[Parsed]:
             for record in ijson.items(body, prefix, use_float=True):
                 count += 1
                 yield Parsed(record_id(record, id_field, count), record, count)
-        except ijson.IncompleteJSONError as exc:
-            raise BadResponse(f"the response is not complete JSON (truncated after {count} record(s)): "
-                              f"{_reason(exc)}") from None
         except ijson.JSONError as exc:
-            raise BadResponse(f"the response is not JSON: {_reason(exc)}") from None
+            raise _bad(exc, count) from None
     if count == 0:
         _check_list(path, list_path)
 
 
 def _reason(exc: Exception) -> str:
+    """The parser's reason without the piece of the body it quotes (records are sensitive)."""
     text = " ".join(str(exc).split())
-    return text[:120] or type(exc).__name__
+    return text.split(". ", 1)[0].rstrip(".")[:100] or type(exc).__name__
+
+
+def _bad(exc: Exception, count: int) -> BadResponse:
+    if "premature EOF" in str(exc):
+        return BadResponse(f"the response is not complete JSON (truncated after {count} record(s))")
+    return BadResponse(f"the response is not JSON ({_reason(exc)}, after {count} record(s))")
 
 
 def _check_list(path: Path, list_path: str) -> None:
@@ -97,10 +101,8 @@ def _check_list(path: Path, list_path: str) -> None:
                 if prefix == want and event in ("start_map", "string", "number", "boolean", "null"):
                     where = "at the top level" if list_path == "$" else f"at {list_path!r}"
                     raise BadResponse(f"the response holds a JSON {_kind(event)} {where}, not a list of records")
-        except ijson.IncompleteJSONError as exc:
-            raise BadResponse(f"the response is not complete JSON: {_reason(exc)}") from None
         except ijson.JSONError as exc:
-            raise BadResponse(f"the response is not JSON: {_reason(exc)}") from None
+            raise _bad(exc, 0) from None
     raise BadResponse(f"the response has no list at records.list = {list_path!r}")
 
 

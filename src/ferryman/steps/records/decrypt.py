@@ -110,9 +110,9 @@ class Decryptor:
                 continue
             try:
                 out[name] = self.key.decrypt(data, self.padding).decode("utf-8")
-            except ValueError as exc:  # a wrong key, corrupt ciphertext (UnicodeDecodeError is a ValueError)
-                reason = "is not UTF-8 once decrypted" if isinstance(exc, UnicodeDecodeError) else \
-                    "does not decrypt with this key and padding"
+            except ValueError:  # a wrong key, corrupt ciphertext (UnicodeDecodeError is a ValueError too:
+                # with PKCS#1 v1.5, OpenSSL answers a wrong key with random bytes, not an error)
+                reason = "does not decrypt to UTF-8 text with this key and padding"
                 problems.append(Problem(str(value), name, reason, self.on_error))
                 out[name] = _apply(self.on_error, text)
         return out, problems
