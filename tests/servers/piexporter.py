@@ -97,8 +97,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._send(404, b"no such record")
                 held.remove(match)
                 owner.deleted[name].append(match)
-            if owner.on_delete is not None:
-                owner.on_delete(name, ident)
+            if owner.delete_pause:
+                time.sleep(owner.delete_pause)
             self._send(200, b"")
 
     def _records(self, owner: PiServer, name: str, query: dict[str, str]) -> None:
@@ -179,7 +179,8 @@ class PiServer:
         self.since_seen: list[int] = []
         self.requests: Counter[tuple[str, str]] = Counter()
         self.not_modified: Counter[str] = Counter()
-        self.on_delete: Any = None
+        self.delete_pause = 0.0
+        """Seconds each DELETE takes after the record is gone (a slow server: kills land mid-delete)."""
         self.next_id = 1
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.key_file = folder / "pi_private.pem"

@@ -322,6 +322,7 @@ class HttpSource(Source[HttpSourceConfig]):
     def _ack(self, name: str, state: CollectionState, batch: Batch) -> None:
         failed: list[str] = []
         if self.config.delete and batch.deleteable:
+            state.etag = state.modified = state.validated = None  # deletes change what the server holds
             for value in _ids(Path(batch.file)):
                 error = self._ack_one(name, value)
                 if error is None:
