@@ -87,7 +87,7 @@ def main() -> None:
               help='itrp: folder on the FTP host; becomes that second deliver step\'s to = "ftp://ftp/DIR" '
                    "(the old to_ftp_dir).")
 def init(template: str, output: str, force: bool, **options: Any) -> None:
-    """Write a commented starter config (templates: folder, itrp)."""
+    """Write a commented starter config (templates: folder, itrp, piexporter)."""
     from ferryman.presets import PRESETS
 
     preset = PRESETS.get(template)
@@ -425,6 +425,34 @@ def recover(config_path: str | None, flow: str, into: str, start: str | None, en
     for path, rows in sorted(report.rows.items()):
         click.echo(f"{path}: {rows} row(s)")
     click.echo(f"{report.records} record(s) rebuilt into {Path(into)}; see recovery_report.txt there")
+
+
+@main.command("import-benchmark")
+@config_option
+@click.argument("flow")
+@click.argument("file", type=click.Path(dir_okay=False))
+def import_benchmark(config_path: str | None, flow: str, file: str) -> None:
+    """Take PIExporter's benchMark.json as the high-water marks of an http flow."""
+    from ferryman.daemon import running_pid
+    from ferryman.sources.http.benchmark import import_benchmark as take
+    from ferryman.sources.http.config import HttpSourceConfig
+
+    loaded = load(config_path)
+    target = loaded.config.flows.get(flow)
+    if target is None:
+        fail(f"no flow named {flow!r}; flows are: {', '.join(loaded.config.flows)}")
+    if not isinstance(target.source, HttpSourceConfig):
+        fail(f"flow {flow!r} has a {target.source.type} source; benchmarks are for http flows")
+    pid = running_pid(loaded.root)
+    if pid is not None:
+        fail(f"ferryman (pid {pid}) is running on {loaded.root}; stop it first")
+    with journal_of(loaded) as journal:
+        try:
+            lines = take(journal, flow, Path(file))
+        except ConfigError as exc:
+            fail("; ".join(exc.problems))
+    for line in lines:
+        click.echo(line)
 
 
 @main.command()

@@ -60,3 +60,35 @@ def test_recover_rebuilds_the_csvs_byte_identical_from_the_backups(tmp_path: Pat
     none = ferryman("recover", "pi", "--into", str(tmp_path / "none"), "--from", "2001-01-01", "--to",
                     "2001-01-02", "-c", str(config))
     assert none.returncode == 0 and "0 record(s)" in none.stdout
+
+
+def test_init_piexporter_writes_the_shipped_example_and_it_checks(tmp_path: Path) -> None:
+    done = ferryman("init", "piexporter", "-o", str(tmp_path / "ferryman.toml"), check=True)
+    assert "wrote" in done.stdout
+    example = Path(__file__).parents[2] / "examples" / "piexporter" / "ferryman.toml"
+    assert (tmp_path / "ferryman.toml").read_text() == example.read_text()
+    checked = ferryman("check", "-c", str(tmp_path / "ferryman.toml"), env={"PI_PASSWORD": "x"})
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_import_benchmark_takes_both_formats_and_old_records_are_not_written(tmp_path: Path,
+                                                                              pi_server: PiServer) -> None:
+    pi_server.form("intake")
+    pi_server.form("static", deleteable=False)
+    for n in range(6):
+        pi_server.add("intake" if n % 2 else "static", nameRSA=f"n{n}")
+    config = write_config(tmp_path, pi_server, delete=False)
+    (tmp_path / "old.json").write_text('{"intake": 4, "static": 1}')
+    (tmp_path / "new.json").write_text('{"static": {"current": 3, "deleteable": false}}')
+    first = ferryman("import-benchmark", "pi", str(tmp_path / "old.json"), "-c", str(config), check=True)
+    assert "intake: mark none → 4" in first.stdout
+    second = ferryman("import-benchmark", "pi", str(tmp_path / "new.json"), "-c", str(config), check=True)
+    assert "static: mark 1 → 3 (the file says deleteable = false)" in second.stdout
+    lower = ferryman("import-benchmark", "pi", str(tmp_path / "old.json"), "-c", str(config), check=True)
+    assert "static: kept the journal's mark 3" in lower.stdout
+    done = ferryman("run", "--once", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    assert sorted(int(r["id"]) for r in all_rows(tmp_path)) == [5, 6]
+    (tmp_path / "bad.json").write_text('{"intake": "x"}')
+    bad = ferryman("import-benchmark", "pi", str(tmp_path / "bad.json"), "-c", str(config))
+    assert bad.returncode == 2 and "no integer id" in bad.stderr

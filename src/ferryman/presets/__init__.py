@@ -6,9 +6,11 @@ from collections.abc import Callable
 
 from ferryman.presets.folder import render_folder
 from ferryman.presets.itrp import render_itrp
+from ferryman.presets.piexporter import render_piexporter
 
 PRESETS: dict[str, Callable[..., str]] = {
     "folder": render_folder,
     "itrp": render_itrp,
+    "piexporter": render_piexporter,
 }
 """Every template of ``ferryman init``, by name."""
