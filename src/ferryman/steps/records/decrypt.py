@@ -65,7 +65,7 @@ class Problem:
 
 
 class Decryptor:
-    """A loaded key and the rules; picklable by its inputs only (worker processes load the key again)."""
+    """A loaded key and the rules; worker processes build their own from `args` once."""
 
     def __init__(self, pem: str, passphrase: str | None, padding: Padding, fields: list[str],
                  on_error: OnError, on_bad_base64: OnError, where: str) -> None:
@@ -88,9 +88,6 @@ class Decryptor:
         else:
             algorithm: hashes.HashAlgorithm = hashes.SHA1() if padding == "oaep-sha1" else hashes.SHA256()
             self.padding = rsa_padding.OAEP(mgf=rsa_padding.MGF1(algorithm), algorithm=algorithm, label=None)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Decryptor, self.args)
 
     def wanted(self, name: str) -> bool:
         return any(fnmatchcase(name, pattern) for pattern in self.fields)
@@ -131,8 +128,18 @@ def _apply(action: OnError, text: str) -> str:
     return text if action == "keep" else ""
 
 
-def _run_chunk(decryptor: Decryptor, records: list[Record]) -> tuple[list[Record], list[Problem]]:
-    return decryptor.chunk(records)
+_WORKER: Decryptor | None = None
+"""The key and rules of a worker process, loaded once when it starts."""
+
+
+def _start_worker(args: tuple[Any, ...]) -> None:
+    global _WORKER
+    _WORKER = Decryptor(*args)
+
+
+def _run_chunk(records: list[Record]) -> tuple[list[Record], list[Problem]]:
+    assert _WORKER is not None
+    return _WORKER.chunk(records)
 
 
 class DecryptFieldsStep(Step[DecryptFieldsConfig]):
@@ -183,11 +190,12 @@ class DecryptFieldsStep(Step[DecryptFieldsConfig]):
         if self._pool is None:
             import multiprocessing
 
-            self._pool = ProcessPoolExecutor(self.config.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.config.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_worker, initargs=(decryptor.args,))
         window = self.config.workers * 4
         pending = []
         for chunk in _batched(records, CHUNK):
-            pending.append(self._pool.submit(_run_chunk, decryptor, chunk))
+            pending.append(self._pool.submit(_run_chunk, chunk))
             if len(pending) >= window:
                 yield pending.pop(0).result()
         for future in pending:
