@@ -65,6 +65,7 @@ class Harness:
                 claimed.state = State.DONE
                 self.journal.finish(claimed)
                 self.source.finalize(claimed, Outcome(True))
+        self.source.wait_acks()
         return found
 
     def records(self, found: list[Candidate]) -> list[Any]:
@@ -221,6 +222,7 @@ def test_records_are_deleted_only_after_their_item_is_done(tmp_path: Path, journ
     claimed.state = State.DONE
     journal.finish(claimed)
     h.source.finalize(claimed, Outcome(True))
+    h.source.wait_acks()
     assert [r["id"] for r in pi.deleted["intake"]] == [1, 2, 3]
     assert pi.refused == [] and len(pi.held("followup")) == 1
     h.close()

@@ -18,7 +18,8 @@ One poll of one collection:
 
 Acks: `finalize` runs after the journal committed an item as done (its CSV rows fsynced, its raw
 backup on disk).  Only then, and only with ``delete = true`` on a deleteable collection, the
-source sends the ack request for each record of the batch.  A 404 counts as done (a crash cut the
+source sends the ack request for each record of the batch, from its ack thread (on a connection
+of its own), so the deletes of one batch overlap the steps of the next.  A 404 counts as done (a crash cut the
 acks short and they are sent again).  A failed ack leaves the batch in the window: it is sent
 again at every poll, and raises one critical alert per record (``ack:<collection>:<id>``).  A
 failed or skipped item is never acknowledged.
@@ -30,6 +31,7 @@ server sent the records, and ``ferryman recover`` rebuilds the same files from t
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -82,9 +84,12 @@ class HttpSource(Source[HttpSourceConfig]):
         self.raw_dir = flow.resolve(config.raw_dir)
         self.spool = flow.root / "spool" / safe_name(flow.flow, "flow")
         self.clock = Clock(None, config.every, UTC)
+        self.ack_client = HttpClient(config.connection, conn, flow.config_dir, config.io_timeout)
         self._lock = threading.RLock()
         self._states: dict[str, CollectionState] = {}
         self._alerts: list[Candidate] = []
+        self._acks: queue.Queue[str | None] = queue.Queue()
+        self._acker: threading.Thread | None = None
 
     @property
     def disposes(self) -> bool:
@@ -309,8 +314,38 @@ class HttpSource(Source[HttpSourceConfig]):
             batch = next((b for b in state.window if b.key == item.key), None)
             if batch is None:
                 return
-            if outcome.succeeded and item.state == State.DONE:
-                self._ack(collection, state, batch)
+            if not (outcome.succeeded and item.state == State.DONE):
+                return
+            if not (self.config.delete and batch.deleteable):
+                self._ack(collection, state, batch)  # nothing to send: the batch leaves the window now
+                return
+            if self._acker is None:
+                self._acker = threading.Thread(target=self._send_acks, name=f"ferryman-acks-{self.flow.flow}",
+                                               daemon=True)
+                self._acker.start()
+        self._acks.put(item.key)  # sent beside the next item's steps: deletes overlap decryption
+
+    def _send_acks(self) -> None:
+        """The ack thread: sends the acks of done batches, in the order they ended."""
+        while True:
+            key = self._acks.get()
+            try:
+                if key is None:
+                    return
+                with self._lock:
+                    collection = key.rpartition(":")[0]
+                    state = self._state(collection)
+                    batch = next((b for b in state.window if b.key == key), None)
+                    if batch is not None:
+                        self._ack(collection, state, batch)
+            except Exception as exc:  # the journal failed: the next poll sends them again
+                self.flow.log.error("%s: acks of %s: %s", self.flow.flow, key, describe(exc))
+            finally:
+                self._acks.task_done()
+
+    def wait_acks(self) -> None:
+        """Block until the acks queued so far were sent (or failed)."""
+        self._acks.join()
 
     def _settle_window(self, name: str, state: CollectionState) -> None:
         """Send the acks of batches that are done (cut short by a crash, or failed before)."""
@@ -320,6 +355,8 @@ class HttpSource(Source[HttpSourceConfig]):
                 self._ack(name, state, batch)
 
     def _ack(self, name: str, state: CollectionState, batch: Batch) -> None:
+        if batch not in state.window:
+            return  # acknowledged meanwhile (by the ack thread, or the poll's look at the window)
         failed: list[str] = []
         if self.config.delete and batch.deleteable:
             state.etag = state.modified = state.validated = None  # deletes change what the server holds
@@ -343,13 +380,13 @@ class HttpSource(Source[HttpSourceConfig]):
         """Send one ack; None when done (a 404 counts: already gone), else why not."""
         path = templates.render(self.config.ack.path, {"collection": name, "id": value, "flow": self.flow.flow})
         try:
-            answer = self.client.request(self.config.ack.method, path)
-            with self.client.errors(answer.url):
+            answer = self.ack_client.request(self.config.ack.method, path)
+            with self.ack_client.errors(answer.url):
                 if answer.status == 404:
-                    self.client.drain(answer)
+                    self.ack_client.drain(answer)
                     return None
-                self.client.check_status(answer)
-                self.client.drain(answer)
+                self.ack_client.check_status(answer)
+                self.ack_client.drain(answer)
         except FerrymanError as exc:
             return describe(exc)
         return None
@@ -358,7 +395,13 @@ class HttpSource(Source[HttpSourceConfig]):
         return None
 
     def close(self) -> None:
+        """Send the acks still queued (``run --once`` ends here), then close the connections."""
+        if self._acker is not None:
+            self._acks.put(None)
+            self._acker.join()
+            self._acker = None
         self.client.close()
+        self.ack_client.close()
 
 
 def order_fraction(batch: Batch) -> float:

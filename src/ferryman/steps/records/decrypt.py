@@ -16,7 +16,8 @@ import base64
 import binascii
 import logging
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Literal
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from pydantic import Field
 
-from ferryman.errors import PermanentError
+from ferryman.errors import PermanentError, TransientError
 from ferryman.item import Item
 from ferryman.secrets import Secret
 from ferryman.steps.base import Step, StepConfig, StepContext, StepResult
@@ -193,13 +194,17 @@ class DecryptFieldsStep(Step[DecryptFieldsConfig]):
             self._pool = ProcessPoolExecutor(self.config.workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start_worker, initargs=(decryptor.args,))
         window = self.config.workers * 4
-        pending = []
-        for chunk in _batched(records, CHUNK):
-            pending.append(self._pool.submit(_run_chunk, chunk))
-            if len(pending) >= window:
-                yield pending.pop(0).result()
-        for future in pending:
-            yield future.result()
+        pending: list[Future[tuple[list[Record], list[Problem]]]] = []
+        try:
+            for chunk in _batched(records, CHUNK):
+                pending.append(self._pool.submit(_run_chunk, chunk))
+                if len(pending) >= window:
+                    yield pending.pop(0).result()
+            for future in pending:
+                yield future.result()
+        except BrokenProcessPool:
+            self.close()  # the next attempt starts fresh processes
+            raise TransientError("decrypt_fields: a worker process died (killed, or out of memory)") from None
 
     def close(self) -> None:
         if self._pool is not None:
