@@ -29,6 +29,11 @@ def test_records_are_decrypted_appended_backed_up_and_then_deleted(tmp_path: Pat
     assert pi_server.refused == []
     assert len(raw_records(tmp_path)) == 8
     assert "Jane" not in done.stdout + done.stderr
+    for journal_file in (tmp_path / "state").glob("journal*"):  # plaintext never reaches the journal
+        assert b"Jane" not in journal_file.read_bytes()
+    shown = ferryman("history", "--json", "-c", str(config)).stdout
+    assert "Jane" not in shown and "s3cret" not in shown
+    assert not list((tmp_path / "state").glob("work/*/*/records.jsonl"))  # decrypted work files are gone
     # a second run finds nothing new and writes nothing twice
     again = ferryman("run", "--once", "-c", str(config))
     assert again.returncode == 0, again.stderr

@@ -142,6 +142,7 @@ def test_an_unchanged_collection_is_answered_not_modified(tmp_path: Path, journa
     ("truncated", "ended after"),
     ("garbage", "is not JSON"),
     ("noid", "has no 'id' field"),
+    ("slow", "timed out"),
 ])
 def test_a_bad_answer_fails_the_poll_and_leaves_nothing(tmp_path: Path, journal: SqliteJournal, pi: PiServer,
                                                         fault: str, message: str) -> None:
@@ -149,13 +150,15 @@ def test_a_bad_answer_fails_the_poll_and_leaves_nothing(tmp_path: Path, journal:
     for n in range(4):
         pi.add("intake", answer=n)
     pi.faults["intake"].append(fault)
-    h = Harness(tmp_path, journal, pi, delete=True)
+    pi.pause = 2.0
+    h = Harness(tmp_path, journal, pi, delete=True, io_timeout="300ms")
     with pytest.raises(PermanentError, match=message) as caught:
         h.poll()
     assert "\n" not in str(caught.value) and PASSWORD not in str(caught.value)
     assert h.raw_files() == []  # no backup, not even a part file
     assert journal.get_cursor("pi", "http:intake") is None  # nothing marked
     assert pi.deleted["intake"] == []
+    pi.pause = 0.0
     assert h.records(h.poll()) == [1, 2, 3, 4]  # the next poll takes them all
     assert len(pi.deleted["intake"]) == 4
     h.close()
@@ -293,6 +296,37 @@ def test_fixed_collections_and_deleteable_from_the_config(tmp_path: Path, journa
     assert h.records(h.poll()) == [1]
     assert pi.held("intake") == [] and len(pi.held("other")) == 1
     h.close()
+
+
+def test_leftovers_of_a_poll_killed_half_way_are_swept(tmp_path: Path, journal: SqliteJournal,
+                                                       pi: PiServer) -> None:
+    pi.form("intake", deleteable=False)
+    pi.add("intake", answer=1)
+    (tmp_path / "raw").mkdir()
+    part = tmp_path / "raw" / ".intake_Dec_01_2026_10_00_00.json.part"
+    part.write_text("[{")
+    spool = tmp_path / "state" / "spool" / "pi" / "intake"
+    spool.mkdir(parents=True)
+    (spool / "orphan-1.jsonl").write_text("{}")
+    h = Harness(tmp_path, journal, pi)
+    assert h.records(h.poll()) == [1]
+    assert not part.exists() and not (spool / "orphan-1.jsonl").exists()
+    h.close()
+
+
+def test_a_record_id_that_is_not_an_integer_or_string_and_an_object_instead_of_a_list(
+        tmp_path: Path, journal: SqliteJournal, pi: PiServer) -> None:
+    pi.form("intake", deleteable=False)
+    with pi.lock:
+        pi.collections["intake"].append({"id": 1.5, "x": "y"})
+    h = Harness(tmp_path, journal, pi)
+    with pytest.raises(PermanentError, match="id of type float"):
+        h.poll()
+    h.close()
+    listed = Harness(tmp_path, journal, pi, records={"list": "data"})
+    with pytest.raises(PermanentError, match=r"no list at records\.list"):
+        listed.poll()
+    listed.close()
 
 
 @pytest.mark.parametrize(("snippet", "message"), [

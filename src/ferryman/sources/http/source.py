@@ -156,8 +156,23 @@ class HttpSource(Source[HttpSourceConfig]):
 
     def _state(self, name: str) -> CollectionState:
         if name not in self._states:
-            self._states[name] = load(self.flow.journal, self.flow.flow, name)
+            self._states[name] = state = load(self.flow.journal, self.flow.flow, name)
+            self._sweep(name, state)
         return self._states[name]
+
+    def _sweep(self, name: str, state: CollectionState) -> None:
+        """Remove what a poll killed half-way left: part files in raw_dir, spool files of batches the
+        journal never listed (their records are above the mark: the next poll fetches them again)."""
+        listed = {Path(b.file) for b in state.window}
+        folder = self.spool / safe_name(name, "collection")
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path not in listed:
+                    path.unlink(missing_ok=True)
+        if self.raw_dir.is_dir():
+            for path in self.raw_dir.glob(".*.part"):
+                if path.name.removeprefix(".").startswith(name):
+                    path.unlink(missing_ok=True)
 
     def _save(self, name: str) -> None:
         save(self.flow.journal, self.flow.flow, name, self._states[name])
