@@ -14,6 +14,7 @@ from typing import Any
 
 from ferryman.connections import ConnectionConfig, FtpConnection, S3Connection, SftpConnection, SmtpConnection
 from ferryman.errors import PermanentError
+from ferryman.sources.http.client import probe_http
 from ferryman.sources.imap.client import probe_imap
 
 
@@ -84,6 +85,7 @@ PROBES: dict[str, Callable[[str, Any], str]] = {
     "s3": probe_s3,
     "smtp": probe_smtp,
     "imap": probe_imap,
+    "http": probe_http,
 }
 """Connection checks by connection type."""
 

@@ -97,3 +97,14 @@ def test_import_benchmark_takes_both_formats_and_old_records_are_not_written(tmp
     (tmp_path / "bad.json").write_text('{"intake": "x"}')
     bad = ferryman("import-benchmark", "pi", str(tmp_path / "bad.json"), "-c", str(config))
     assert bad.returncode == 2 and "no integer id" in bad.stderr
+
+
+def test_check_connect_logs_in_to_the_api(tmp_path: Path, pi_server: PiServer) -> None:
+    pi_server.form("intake")
+    config = write_config(tmp_path, pi_server)
+    done = ferryman("check", "--connect", "-c", str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "HTTP 200" in done.stdout and pi_server.password not in done.stdout
+    pi_server.password = "changed"
+    refused = ferryman("check", "--connect", "-c", str(config))
+    assert refused.returncode == 1 and "refused the login" in refused.stdout + refused.stderr

@@ -214,3 +214,17 @@ class HttpClient:
         if conn is not None:
             with suppress(OSError):
                 conn.close()
+
+
+def probe_http(name: str, conn: HttpConnection) -> str:
+    """``check --connect``: GET base_url with the connection's auth; what answered, in one line."""
+    client = HttpClient(name, conn, Path.cwd())
+    try:
+        answer = client.request("GET", "")
+        with client.errors(answer.url):
+            client.check_status(answer)
+            body = client.drain(answer)
+        kind = answer.headers.get("content-type", "no content type").split(";")[0]
+        return f"{client.where(answer.url)}: HTTP {answer.status}, {len(body)} bytes of {kind}"
+    finally:
+        client.close()
