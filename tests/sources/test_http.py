@@ -286,6 +286,19 @@ def test_a_crash_between_the_mark_and_the_admission_offers_the_same_batches(
     again.close()
 
 
+def test_a_delete_the_server_refuses_is_an_alert_and_the_record_stays_safe(
+        tmp_path: Path, journal: SqliteJournal, pi: PiServer) -> None:
+    pi.form("locked", deleteable=False)  # the config claims otherwise; the server says 403
+    pi.add("locked", answer=1)
+    h = Harness(tmp_path, journal, pi, collections=["locked"], deleteable=True, delete=True)
+    h.poll()
+    alerts = [c for c in h.poll() if c.key.startswith("ack:")]
+    assert [c.key for c in alerts] == ["ack:locked:1"]
+    assert alerts[0].settled is not None and "HTTP 403" in alerts[0].settled[1]
+    assert pi.refused == [("locked", "1")] * 2 and len(pi.held("locked")) == 1
+    h.close()
+
+
 def test_fixed_collections_and_deleteable_from_the_config(tmp_path: Path, journal: SqliteJournal,
                                                           pi: PiServer) -> None:
     pi.form("intake")
