@@ -406,9 +406,6 @@ class HttpSource(Source[HttpSourceConfig]):
             return describe(exc)
         return None
 
-    def explain(self, path: str) -> str | None:
-        return None
-
     def close(self) -> None:
         """Send the acks still queued (``run --once`` ends here), then close the connections."""
         if self._acker is not None:
