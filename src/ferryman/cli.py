@@ -119,7 +119,7 @@ def main(config_path: str | None) -> None:
                    "(the old -a DatabaseName).")
 @click.option("--logs", metavar="FOLDER", help="cioc: the log root (CIOC_LOG_ROOT); one folder per instance.")
 def init(template: str, output: str, force: bool, **options: Any) -> None:
-    """Write a commented starter config (templates: folder, itrp, cioc, backup)."""
+    """Write a commented starter config (templates: folder, itrp, cioc, backup, piexporter)."""
     from ferryman.presets import PRESETS
 
     preset = PRESETS.get(template)
@@ -575,6 +575,64 @@ def why(config_path: str | None, path: str) -> None:
             engine.close()
     if not answered:
         fail(f"{target} is not watched by any flow", 1)
+
+
+@main.command(epilog="The rebuilt files are byte for byte what the live flow wrote for those days; "
+              "recovery_report.txt in FOLDER says what was read and written.")
+@config_option
+@click.argument("flow")
+@click.option("--into", "into", required=True, metavar="FOLDER",
+              help="A new or empty folder for the rebuilt CSVs (never the live one).")
+@click.option("--from", "start", metavar="YYYY-MM-DD", help="First day of backups to rebuild (default: all).")
+@click.option("--to", "end", metavar="YYYY-MM-DD", help="Last day of backups to rebuild (default: all).")
+def recover(config_path: str | None, flow: str, into: str, start: str | None, end: str | None) -> None:
+    """Rebuild an http flow's CSVs from its raw backups (decrypt_fields and append_csv again)."""
+    from datetime import date
+
+    from ferryman.recover import recover as rebuild
+
+    loaded = load(config_path)
+    try:
+        days = [date.fromisoformat(d) if d else None for d in (start, end)]
+    except ValueError as exc:
+        fail(f"--from/--to: {exc} (write days as YYYY-MM-DD)")
+    try:
+        report = rebuild(loaded, flow, Path(into), days[0], days[1])
+    except ConfigError as exc:
+        fail("; ".join(exc.problems))
+    except FerrymanError as exc:
+        fail(describe(exc), 1)
+    for path, rows in sorted(report.rows.items()):
+        click.echo(f"{path}: {rows} row(s)")
+    click.echo(f"{report.records} record(s) rebuilt into {Path(into)}; see recovery_report.txt there")
+
+
+@main.command("import-benchmark")
+@config_option
+@click.argument("flow")
+@click.argument("file", type=click.Path(dir_okay=False))
+def import_benchmark(config_path: str | None, flow: str, file: str) -> None:
+    """Take PIExporter's benchMark.json as the high-water marks of an http flow."""
+    from ferryman.daemon import running_pid
+    from ferryman.sources.http.benchmark import import_benchmark as take
+    from ferryman.sources.http.config import HttpSourceConfig
+
+    loaded = load(config_path)
+    target = loaded.config.flows.get(flow)
+    if target is None:
+        fail(f"no flow named {flow!r}; flows are: {', '.join(loaded.config.flows)}")
+    if not isinstance(target.source, HttpSourceConfig):
+        fail(f"flow {flow!r} has a {target.source.type} source; benchmarks are for http flows")
+    pid = running_pid(loaded.root)
+    if pid is not None:
+        fail(f"ferryman (pid {pid}) is running on {loaded.root}; stop it first")
+    with journal_of(loaded) as journal:
+        try:
+            lines = take(journal, flow, Path(file))
+        except ConfigError as exc:
+            fail("; ".join(exc.problems))
+    for line in lines:
+        click.echo(line)
 
 
 @main.command()

@@ -258,7 +258,7 @@ class Engine:
                 if item.next_attempt_at and item.next_attempt_at > now and item.state == State.PENDING:
                     heapq.heappush(self._timers, (item.next_attempt_at, item.flow, item.id))
                     flow = self.flows[item.flow]
-                    if flow.config.concurrency == 1 and flow.held is None:
+                    if (flow.config.concurrency == 1 or flow.source.in_order) and flow.held is None:
                         flow.held = item.id
                 else:
                     self.flows[item.flow].queue.append(item.id)
@@ -467,7 +467,7 @@ class Engine:
             self.journal.finish(item)
             with self._lock:
                 heapq.heappush(self._timers, (item.next_attempt_at, flow.name, item.id))
-                if flow.config.concurrency == 1:
+                if (flow.config.concurrency == 1 or flow.source.in_order):
                     flow.held = item.id  # later items wait: 1 keeps arrival order, retries included
             return
         item.state, item.next_attempt_at = State.FAILED, None

@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("ferryman.__main__", "ferryman.cli", "ferryman.reference", "ferryman.display", "ferryman.progress",
      "ferryman.logs"),
     ("ferryman.daemon", "ferryman.retention"),
-    ("ferryman.engine", "ferryman.expect"),
+    ("ferryman.engine", "ferryman.expect", "ferryman.recover"),
     ("ferryman.config", "ferryman.probe", "ferryman.preflight"),
     ("ferryman.sources", "ferryman.steps", "ferryman.notify"),
     ("ferryman.flow",),

@@ -14,7 +14,8 @@ def test_init_cioc_writes_a_config_that_checks(tmp_path: Path) -> None:
     done = ferryman("init", "cioc", "--database", "cioc_x", "--database", "cioc_y", "--email", "it@cioc.example.org",
                     "--to", "/srv/downloads", "--logs", "/srv/logs", "--output", "f.toml", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    checked = ferryman("check", "-c", "f.toml", cwd=tmp_path, env={"CIOC_DSN": "postgresql://x@127.0.0.1/x", "CIOC_ZIP_PASSWORD": "pw", "CIOC_SMTP_PASSWORD": "pw"})
+    checked = ferryman("check", "-c", "f.toml", cwd=tmp_path, env={
+        "CIOC_DSN": "postgresql://x@127.0.0.1/x", "CIOC_ZIP_PASSWORD": "pw", "CIOC_SMTP_PASSWORD": "pw"})
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "warning" not in checked.stderr  # no literal secrets
 

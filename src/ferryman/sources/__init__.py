@@ -7,6 +7,7 @@ from typing import Any
 from ferryman.sources.base import Source, SourceConfig
 from ferryman.sources.folder import FolderSource
 from ferryman.sources.ftp import FtpSource
+from ferryman.sources.http import HttpSource
 from ferryman.sources.imap import ImapSource
 from ferryman.sources.s3 import S3Source
 from ferryman.sources.schedule import ScheduleSource
@@ -19,6 +20,7 @@ SOURCES: dict[str, type[Source[Any]]] = {
     "s3": S3Source,
     "imap": ImapSource,
     "schedule": ScheduleSource,
+    "http": HttpSource,
 }
 """Every source type, by its config ``type`` key."""
 

@@ -152,6 +152,12 @@ class Source(ABC, Generic[C]):
         (a schedule with ``overlap = "queue"``)."""
         return False
 
+    @property
+    def in_order(self) -> bool:
+        """True when the flow's items must also end in arrival order: a later item waits while an
+        earlier one waits for its retry (as with ``concurrency = 1``)."""
+        return False
+
     def __init__(self, config: C, flow: FlowContext) -> None:
         self.config = config
         self.flow = flow

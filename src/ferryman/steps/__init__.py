@@ -18,6 +18,7 @@ from ferryman.steps.gzip import GzipStep
 from ferryman.steps.logscan import LogScanStep
 from ferryman.steps.meta import MetaStep
 from ferryman.steps.python import PythonStep
+from ferryman.steps.records import AppendCsvStep, DecryptFieldsStep
 from ferryman.steps.rename import RenameStep
 from ferryman.steps.sql import SqlStep
 from ferryman.steps.tables import SqlExportStep
@@ -45,6 +46,8 @@ STEPS: dict[str, type[Step[Any]]] = {
     "pg_dump": PgDumpStep,
     "prune": PruneStep,
     "compress_old": CompressOldStep,
+    "decrypt_fields": DecryptFieldsStep,
+    "append_csv": AppendCsvStep,
 }
 """Every step type, by its config ``type`` key."""
 
