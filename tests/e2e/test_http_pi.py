@@ -73,7 +73,10 @@ def test_init_piexporter_writes_the_shipped_example_and_it_checks(tmp_path: Path
     example = Path(__file__).parents[2] / "examples" / "piexporter" / "ferryman.toml"
     assert (tmp_path / "ferryman.toml").read_text() == example.read_text()
     checked = ferryman("check", "-c", str(tmp_path / "ferryman.toml"), env={"PI_PASSWORD": "x"})
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # check resolves every secret: the only thing missing is the private key the template names
+    assert checked.returncode == 2, checked.stdout + checked.stderr
+    (problem,) = [line for line in checked.stderr.splitlines() if line.startswith("error: ")]
+    assert "secret: cannot read /etc/ferryman/pi_private.pem" in problem
 
 
 def test_import_benchmark_takes_both_formats_and_old_records_are_not_written(tmp_path: Path,
@@ -107,4 +110,4 @@ def test_check_connect_logs_in_to_the_api(tmp_path: Path, pi_server: PiServer) -
     assert "HTTP 200" in done.stdout and pi_server.password not in done.stdout
     pi_server.password = "changed"
     refused = ferryman("check", "--connect", "-c", str(config))
-    assert refused.returncode == 1 and "refused the login" in refused.stdout + refused.stderr
+    assert refused.returncode == 2 and "refused" in refused.stdout + refused.stderr  # a refusal: the config is wrong

@@ -44,7 +44,7 @@ class Harness:
         self.journal = journal
         self.tmp = tmp_path
         self.ids: dict[str, list[Any]] = {}
-        auth_config = {"basic": [USER, PASSWORD]} if auth == "basic" else auth
+        auth_config = {"basic": {"user": USER, "password": PASSWORD}} if auth == "basic" else auth
         connection = HttpConnection.model_validate({"type": "http", "base_url": server.base_url,
                                                     "auth": auth_config, "timeout": "3s", **(conn or {})})
         self.context = FlowContext(flow="pi", root=tmp_path / "state", config_dir=tmp_path,
@@ -166,7 +166,7 @@ def test_a_bad_answer_fails_the_poll_and_leaves_nothing(tmp_path: Path, journal:
 
 def test_wrong_credentials_fail_with_a_clear_line(tmp_path: Path, journal: SqliteJournal, pi: PiServer) -> None:
     pi.form("intake")
-    h = Harness(tmp_path, journal, pi, auth={"basic": [USER, "not-the-password"]})
+    h = Harness(tmp_path, journal, pi, auth={"basic": {"user": USER, "password": "not-the-password"}})
     with pytest.raises(PermanentError, match=r"HTTP 401.*refused the login") as caught:
         h.poll()
     assert "not-the-password" not in str(caught.value)
