@@ -2,28 +2,31 @@
 
 Exit codes: 0 success; 1 some item (or connection check) failed; 2 usage,
 config or start-up error (a second daemon on the same root included).
+
+Each command imports what it uses inside its function: ``ferryman --help`` loads click and
+nothing of pydantic, and ``check`` and ``status`` load the config models of the types the
+file names (`ferryman.config`), not the daemon.  tests/core/test_startup.py holds the line.
 """
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from ferryman import __version__, display, logs
-from ferryman import config as config_module
-from ferryman.config import LoadedConfig
+from ferryman import __version__
 from ferryman.errors import ConfigError, FerrymanError, describe
 from ferryman.item import Item, State
-from ferryman.journal import Journal, open_journal
 from ferryman.redact import redact
-from ferryman.units import parse_duration
+
+if TYPE_CHECKING:
+    from ferryman.config import LoadedConfig
+    from ferryman.journal import Journal
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -32,6 +35,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def load(path: str | None) -> LoadedConfig:
+    from ferryman import config as config_module
+
     try:
         return config_module.load(path)
     except ConfigError as exc:
@@ -43,6 +48,8 @@ def load(path: str | None) -> LoadedConfig:
 
 @contextmanager
 def journal_of(loaded: LoadedConfig) -> Iterator[Journal]:
+    from ferryman.journal import open_journal
+
     try:
         journal = open_journal(loaded.config.ferryman.journal, loaded.root)
     except FerrymanError as exc:
@@ -88,6 +95,8 @@ def main() -> None:
                    "(the old to_ftp_dir).")
 def init(template: str, output: str, force: bool, **options: Any) -> None:
     """Write a commented starter config (templates: folder, itrp)."""
+    import inspect
+
     from ferryman.presets import PRESETS
 
     preset = PRESETS.get(template)
@@ -150,11 +159,13 @@ def check(config_path: str | None, connect: bool) -> None:
 
 def _schedule_problems(loaded: LoadedConfig) -> list[str]:
     """What the config model cannot see: a ``for_each`` file that cannot be read."""
-    from ferryman.sources.schedule.each import check_file
-
     problems = []
     for name, flow in loaded.config.flows.items():
-        if flow.source.type == "schedule" and (problem := check_file(flow.source, loaded.base_dir)):  # type: ignore[arg-type]
+        if flow.source.type != "schedule":
+            continue
+        from ferryman.sources.schedule.each import check_file
+
+        if problem := check_file(flow.source, loaded.base_dir):  # type: ignore[arg-type]
             problems.append(f"flows.{name}.source.{problem}")
     return problems
 
@@ -173,8 +184,10 @@ def _schedule_problems(loaded: LoadedConfig) -> list[str]:
 def run(config_path: str | None, once: bool, flows: tuple[str, ...], exit_when_idle: str | None,
         verbose: bool, quiet: bool, by_hand: bool, each: tuple[str, ...]) -> None:
     """Run the flows: the daemon, or one pass with --once (schedule flows: the ticks that are due)."""
+    from ferryman import logs
     from ferryman.daemon import Daemon
     from ferryman.progress import Progress
+    from ferryman.units import parse_duration
 
     if by_hand and not once:
         fail("--now runs a schedule flow once: use it with --once")
@@ -228,8 +241,8 @@ def _summary(items: list[Item], delivered: dict[str, list[str]]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 def status(config_path: str | None, as_json: bool) -> None:
     """Flows, backlog, failures and paused flows."""
-    from ferryman.daemon import running_pid
-    from ferryman.expect import overdue
+    from ferryman import display
+    from ferryman.pidfile import running_pid
 
     loaded = load(config_path)
     with journal_of(loaded) as journal:
@@ -239,8 +252,7 @@ def status(config_path: str | None, as_json: bool) -> None:
         failed_steps = {i.id: journal.steps(i.id) for i in failed} if as_json else {}
         schedules = {name: _schedule_status(journal, name, flow.source)
                      for name, flow in loaded.config.flows.items() if flow.source.type == "schedule"}
-        late = {name: alert for name, flow in loaded.config.flows.items()
-                if flow.expect is not None and (alert := overdue(journal, name)) is not None}
+        late = _overdue(journal, loaded)
     pid = running_pid(loaded.root)
     states = [str(s) for s in State]
     if as_json:
@@ -276,6 +288,16 @@ def status(config_path: str | None, as_json: bool) -> None:
             click.echo(f"  {item.id}  {item.flow}  {display.when(item.updated_at)}  {display.short(item.error, 80)}")
 
 
+def _overdue(journal: Journal, loaded: LoadedConfig) -> dict[str, Item]:
+    """The alert item of each flow whose ``expect`` window passed without a success."""
+    expecting = [name for name, flow in loaded.config.flows.items() if flow.expect is not None]
+    if not expecting:
+        return {}
+    from ferryman.expect import overdue
+
+    return {name: alert for name in expecting if (alert := overdue(journal, name)) is not None}
+
+
 def _schedule_status(journal: Journal, flow: str, source: Any) -> dict[str, str | None]:
     """A schedule flow's last tick (and how it ended) and its next tick, in the flow's zone."""
     from ferryman.sources.schedule.timing import Clock, iso, zone_of
@@ -295,6 +317,8 @@ def _schedule_status(journal: Journal, flow: str, source: Any) -> dict[str, str 
 @click.option("--json", "as_json", is_flag=True, help="A JSON list.")
 def history(config_path: str | None, flow: str | None, state: str | None, limit: int, as_json: bool) -> None:
     """Items, newest first."""
+    from ferryman import display
+
     loaded = load(config_path)
     with journal_of(loaded) as journal:
         items = journal.history(flow, State(state) if state else None, limit)
@@ -315,6 +339,8 @@ def history(config_path: str | None, flow: str | None, state: str | None, limit:
               help="Print URLs whole: query strings (a pre-signed link's signature) and user-info included.")
 def show(config_path: str | None, item_id: str, as_json: bool, reveal: bool) -> None:
     """One item: every step, timings, errors, outputs (URLs redacted, unless --reveal)."""
+    from ferryman import display
+
     loaded = load(config_path)
     with journal_of(loaded) as journal:
         item = journal.get(item_id)

@@ -15,9 +15,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from ferryman.item import Item, StepRun
 from ferryman.redact import redact, redact_data
 
@@ -54,6 +51,9 @@ def print_json(data: object, *, reveal: bool = False) -> None:
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A table: rich on a terminal, tab-free aligned text otherwise (for grep and scripts)."""
     if sys.stdout.isatty():
+        from rich.console import Console  # only a terminal pays for rich
+        from rich.table import Table
+
         t = Table(title=title, show_lines=False)
         for column in columns:
             t.add_column(column)

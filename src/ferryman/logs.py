@@ -10,9 +10,12 @@ import logging
 import logging.handlers
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ferryman.config import LogConfig
 from ferryman.redact import redact
+
+if TYPE_CHECKING:
+    from ferryman.config import LogConfig
 
 FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
 
