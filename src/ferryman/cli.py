@@ -2,6 +2,10 @@
 
 Exit codes: 0 success; 1 some item (or connection check) failed; 2 usage,
 config or start-up error (a second daemon on the same root included).
+
+Each command imports what it uses inside its function: ``ferryman --help`` loads click and
+nothing of pydantic, and ``check`` and ``status`` load the config models of the types the
+file names (`ferryman.config`), not the daemon.  tests/core/test_startup.py holds the line.
 """
 
 from __future__ import annotations
@@ -19,17 +23,32 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import click
 
-from ferryman import __version__, display, logs
-from ferryman import config as config_module
-from ferryman.config import LoadedConfig
+from ferryman import __version__
 from ferryman.errors import ConfigError, FerrymanError, describe
 from ferryman.item import Item, State, StepRun
-from ferryman.journal import Journal, open_journal
 from ferryman.redact import redact, redact_data
-from ferryman.units import parse_duration
+
+
+class _Later:
+    """A module imported on first use: ``--help`` pays for none of what the commands need."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attribute)
+
 
 if TYPE_CHECKING:
+    from ferryman import config as config_module
+    from ferryman import display, logs
+    from ferryman.config import LoadedConfig
     from ferryman.daemon import RunReport
+    from ferryman.journal import Journal
+else:
+    config_module, display, logs = (_Later(f"ferryman.{name}") for name in ("config", "display", "logs"))
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -58,6 +77,8 @@ def load(path: str | None, *, need_flows: bool = False) -> LoadedConfig:
 
 @contextmanager
 def journal_of(loaded: LoadedConfig) -> Iterator[Journal]:
+    from ferryman.journal import open_journal
+
     try:
         journal = open_journal(loaded.config.ferryman.journal, loaded.root)
     except FerrymanError as exc:
@@ -283,8 +304,10 @@ def _report_check(path: Path, loaded: LoadedConfig | None, findings: list[Any],
 def run(config_path: str | None, once: bool, flows: tuple[str, ...], exit_when_idle: str | None,
         verbose: bool, quiet: bool, log_format: str, by_hand: bool, each: tuple[str, ...]) -> None:
     """Run the flows: the daemon, or one pass with --once (schedule flows: the ticks that are due)."""
+    from ferryman import logs
     from ferryman.daemon import Daemon
     from ferryman.progress import Progress
+    from ferryman.units import parse_duration
 
     if by_hand and not once:
         fail("--now runs a schedule flow once: use it with --once")
@@ -363,8 +386,8 @@ def _items_summary(items: list[Item], delivered: dict[str, list[str]]) -> None:
 @click.option("--wide", is_flag=True, help="Print every error whole (not cut to the terminal).")
 def status(config_path: str | None, as_json: bool, wide: bool) -> None:
     """Flows, backlog, failures and paused flows."""
-    from ferryman.daemon import running_pid
-    from ferryman.expect import overdue
+    from ferryman import display
+    from ferryman.pidfile import running_pid
 
     loaded = load(config_path)
     with journal_of(loaded) as journal:
@@ -374,8 +397,7 @@ def status(config_path: str | None, as_json: bool, wide: bool) -> None:
         failed_steps = {i.id: journal.steps(i.id) for i in failed} if as_json else {}
         schedules = {name: _schedule_status(journal, name, flow.source)
                      for name, flow in loaded.config.flows.items() if flow.source.type == "schedule"}
-        late = {name: alert for name, flow in loaded.config.flows.items()
-                if flow.expect is not None and (alert := overdue(journal, name)) is not None}
+        late = _overdue(journal, loaded)
     pid = running_pid(loaded.root)
     states = [str(s) for s in State]
     if as_json:
@@ -413,6 +435,16 @@ def status(config_path: str | None, as_json: bool, wide: bool) -> None:
             click.echo(line + display.short(item.error, max(30, room - len(item.flow)) if not wide else 100_000))
 
 
+def _overdue(journal: Journal, loaded: LoadedConfig) -> dict[str, Item]:
+    """The alert item of each flow whose ``expect`` window passed without a success."""
+    expecting = [name for name, flow in loaded.config.flows.items() if flow.expect is not None]
+    if not expecting:
+        return {}
+    from ferryman.expect import overdue
+
+    return {name: alert for name in expecting if (alert := overdue(journal, name)) is not None}
+
+
 def _schedule_status(journal: Journal, flow: str, source: Any) -> dict[str, str | None]:
     """A schedule flow's last tick (and how it ended) and its next tick, in the flow's zone."""
     from ferryman.sources.schedule.timing import Clock, iso, zone_of
@@ -434,6 +466,8 @@ def _schedule_status(journal: Journal, flow: str, source: Any) -> dict[str, str 
 def history(config_path: str | None, flow: str | None, state: str | None, limit: int, as_json: bool,
             wide: bool) -> None:
     """Items, newest first."""
+    from ferryman import display
+
     loaded = load(config_path)
     with journal_of(loaded) as journal:
         items = journal.history(flow, State(state) if state else None, limit)
@@ -454,6 +488,8 @@ def history(config_path: str | None, flow: str | None, state: str | None, limit:
               help="Print URLs whole: query strings (a pre-signed link's signature) and user-info included.")
 def show(config_path: str | None, item_id: str, as_json: bool, reveal: bool) -> None:
     """One item: every step, timings, errors, outputs (URLs redacted, unless --reveal)."""
+    from ferryman import display
+
     loaded = load(config_path)
     with journal_of(loaded) as journal:
         item = journal.get(item_id)
@@ -613,7 +649,7 @@ def recover(config_path: str | None, flow: str, into: str, start: str | None, en
 @click.argument("file", type=click.Path(dir_okay=False))
 def import_benchmark(config_path: str | None, flow: str, file: str) -> None:
     """Take PIExporter's benchMark.json as the high-water marks of an http flow."""
-    from ferryman.daemon import running_pid
+    from ferryman.pidfile import running_pid
     from ferryman.sources.http.benchmark import import_benchmark as take
     from ferryman.sources.http.config import HttpSourceConfig
 
@@ -664,6 +700,8 @@ def journal_group() -> None:
 
 
 def _duration_option(name: str, value: str | None) -> float | None:
+    from ferryman.units import parse_duration
+
     if value is None:
         return None
     try:

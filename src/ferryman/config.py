@@ -1,30 +1,34 @@
 """The configuration: TOML → pydantic models, with errors that name the key path.
 
-The unions of sources, steps, connections and notifiers are built from the
-registries, so a new component needs no change here.  `load` returns a
+`Config` and `FlowConfig` are the shape of the file.  `validate` checks a file with
+`config_model`, the same models whose discriminated unions of sources, steps,
+connections and notifiers hold only the types that file names: the registries import
+a component the first time it is looked up, so a folder-only config never loads the
+IMAP, S3 or SFTP code, and a new component needs no change here.  `load` returns a
 `LoadedConfig` or raises `ConfigError` listing every problem, each as
 ``flows.people.steps[2].to: <what is wrong>; did you mean …``.
 """
 
 from __future__ import annotations
 
-import difflib
+import functools
 import os
 import re
 import tomllib
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from ferryman.connections import CONNECTIONS, ConnectionConfig
 from ferryman.errors import ConfigError
 from ferryman.model import Model
 from ferryman.notify import NOTIFIERS, NotifierConfig
+from ferryman.registry import Registry
 from ferryman.retry import RetryConfig
 from ferryman.secrets import Secret
 from ferryman.sources import SOURCES, SourceConfig
@@ -35,9 +39,27 @@ from ferryman.units import Duration
 ENV_VAR = "FERRYMAN_CONFIG"
 DEFAULT_FILE = "ferryman.toml"
 
+KINDS = ("source", "step", "connection", "notifier")
+"""The kinds of typed components, each with its registry (`_registry`)."""
 
-def _union(models: list[type[BaseModel]]) -> Any:
-    """A discriminated union on ``type`` of `models` (a single model stands alone)."""
+
+def _registry(kind: str) -> Mapping[str, Any]:
+    registries: dict[str, Mapping[str, Any]] = {
+        "source": SOURCES, "step": STEPS, "connection": CONNECTIONS, "notifier": NOTIFIERS}
+    return registries[kind]
+
+
+def _model_of(kind: str, name: str) -> type[BaseModel]:
+    """The config model of one registered type (importing as little as its registry entry allows;
+    connections are models already)."""
+    registry = _registry(kind)
+    return registry.model(name) if isinstance(registry, Registry) else registry[name]  # type: ignore[no-any-return]
+
+
+def _union(kind: str, names: Collection[str] | None = None) -> Any:
+    """A discriminated union on ``type`` of the models of `names` (all types when None), in
+    registry order; a single model stands alone."""
+    models = [_model_of(kind, name) for name in _registry(kind) if names is None or name in names]
     if len(models) <= 1:
         return models[0] if models else BaseModel
     return Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007
@@ -49,10 +71,15 @@ if TYPE_CHECKING:
     AnyConnection = ConnectionConfig
     AnyNotifier = NotifierConfig
 else:
-    AnySource = _union([cls.Config for cls in SOURCES.values()])
-    AnyStep = _union([cls.Config for cls in STEPS.values()])
-    AnyConnection = _union(list(CONNECTIONS.values()))
-    AnyNotifier = _union([cls.Config for cls in NOTIFIERS.values()])
+    def __getattr__(name: str) -> Any:
+        """``AnySource``, ``AnyStep``, ``AnyConnection``, ``AnyNotifier``: the union of every
+        registered type of that kind, built (and every one imported) when first asked for."""
+        kind = {"AnySource": "source", "AnyStep": "step", "AnyConnection": "connection",
+                "AnyNotifier": "notifier"}.get(name)
+        if kind is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = globals()[name] = _union(kind)
+        return value
 
 
 class LogConfig(Model):
@@ -90,13 +117,16 @@ class FerrymanSettings(Model):
     log: LogConfig = Field(default_factory=LogConfig)  # type: ignore[arg-type]
 
 
+# `FlowConfig` and `Config` say what every flow and file has; `config_model` derives the models
+# that validate a file, whose `source`, `steps`, `connections` and `notify` are unions of the
+# registered types.  (Their docstrings and fields are the reference's: see ferryman.reference.)
 class FlowConfig(Model):
     """``[flows.NAME]``: one source, ordered steps, policies."""
 
     description: str | None = Field(None, description="What the flow is for.")
     enabled: bool = Field(True, description="A disabled flow is validated but not run.")
-    source: AnySource = Field(description="Where items come from.")
-    steps: list[AnyStep] = Field(default_factory=list, description="What is done to each item, in order.")
+    source: SourceConfig = Field(description="Where items come from.")
+    steps: list[StepConfig] = Field(default_factory=list, description="What is done to each item, in order.")
     retry: RetryConfig = Field(default_factory=RetryConfig, description="Retry policy.")  # type: ignore[arg-type]
     timeout: Duration | None = Field(None, description="Default time limit of each step.")
     stop_on_error: bool = Field(False, description="Pause the flow after a failed item, until `ferryman resume`.")
@@ -119,9 +149,62 @@ class Config(Model):
     """The whole configuration file."""
 
     ferryman: FerrymanSettings = Field(default_factory=FerrymanSettings)  # type: ignore[arg-type]
-    connections: dict[str, AnyConnection] = Field(default_factory=dict)
-    notify: dict[str, AnyNotifier] = Field(default_factory=dict)
+    connections: dict[str, ConnectionConfig] = Field(default_factory=dict)
+    notify: dict[str, NotifierConfig] = Field(default_factory=dict)
     flows: dict[str, FlowConfig] = Field(default_factory=dict)
+
+
+def config_model(sources: Collection[str] | None = None, steps: Collection[str] | None = None,
+                 connections: Collection[str] | None = None,
+                 notifiers: Collection[str] | None = None) -> type[Config]:
+    """`Config` with its unions narrowed to the named types of each kind (None: every type).
+
+    ``config_model()`` is the whole schema (and imports every component);
+    ``config_model({"folder"}, {"unzip", "deliver"}, (), ())`` validates a file that names
+    only those.  Unknown names are ignored.  Built once per combination.
+    """
+    chosen = (sources, steps, connections, notifiers)
+    return _config_model(*(None if names is None else tuple(sorted(set(names))) for names in chosen))
+
+
+@functools.cache
+def _config_model(sources: tuple[str, ...] | None, steps: tuple[str, ...] | None,
+                  connections: tuple[str, ...] | None, notifiers: tuple[str, ...] | None) -> type[Config]:
+    flow = _narrowed(FlowConfig, source=_union("source", sources),
+                     steps=list[_union("step", steps)])  # type: ignore[misc]
+    return _narrowed(Config, flows=dict[str, flow],  # type: ignore[valid-type]
+                     connections=dict[str, _union("connection", connections)],  # type: ignore[misc]
+                     notify=dict[str, _union("notifier", notifiers)])  # type: ignore[misc]
+
+
+_M = typing.TypeVar("_M", bound=BaseModel)
+
+
+def _narrowed(model: type[_M], **annotations: Any) -> type[_M]:
+    """A subclass of `model` (same name, fields, order and descriptions) whose fields named in
+    `annotations` take those types instead."""
+    fields: dict[str, Any] = {}
+    for name, annotation in annotations.items():
+        info = model.model_fields[name]
+        # A fresh Field, not a copy of `info`: a copy would drop the union's discriminator.
+        keep: dict[str, Any] = {"description": info.description}
+        if info.default_factory is not None:
+            keep["default_factory"] = info.default_factory
+        elif not info.is_required():
+            keep["default"] = info.default
+        fields[name] = (annotation, Field(**keep))
+    return create_model(model.__name__, __base__=model, __module__=model.__module__,
+                        __doc__=model.__doc__, **fields)
+
+
+def _named_types(raw: dict[str, Any]) -> dict[str, set[str]]:
+    """The registered types a raw config names, by kind (``{"source": {"folder"}, …}``)."""
+    found: dict[str, set[str]] = {kind: set() for kind in KINDS}
+    for _, kind, value in _components(raw):
+        name = value.get("type") if isinstance(value, dict) else None
+        if isinstance(name, str) and name in _registry(kind):
+            found[kind].add(name)
+    return found
 
 
 @dataclass
@@ -182,12 +265,14 @@ def validate(raw: dict[str, Any]) -> Config:
     problems = list(_type_problems(raw))
     # A component whose type is unknown has no model to check its other keys against.
     untyped = tuple(p.split(": ", 1)[0].removesuffix(".type") for p in problems)
+    named = _named_types(raw)
+    model = config_model(named["source"], named["step"], named["connection"], named["notifier"])
     try:
-        config = Config.model_validate(raw)
+        config = model.model_validate(raw)
     except ValidationError as exc:
         found: dict[str, list[str]] = {}
         for err in exc.errors():
-            path, message = _describe(raw, err)
+            path, message = _describe(raw, err, model)
             line = f"{path}: {message}" if path else message
             if err["type"] in _TAG_ERRORS or any(line.startswith((f"{u}.", f"{u}:")) for u in untyped):
                 continue
@@ -199,6 +284,10 @@ def validate(raw: dict[str, Any]) -> Config:
             text = "; or ".join(dict.fromkeys(messages))
             problems.append(f"{path}: {text}" if path else text)
         raise ConfigError(problems) from None
+    if problems:
+        # A component of an unknown type met only the models of the types named elsewhere (or
+        # none) and its errors were left out above: it must still not pass.
+        raise ConfigError(problems)
     problems += _reference_problems(config)
     if problems:
         raise ConfigError(problems)
@@ -207,13 +296,6 @@ def validate(raw: dict[str, Any]) -> Config:
 
 _TAG_ERRORS = {"union_tag_invalid", "union_tag_not_found"}
 _SECTIONS: dict[str, tuple[str, dict[str, Any]]] = {}
-
-
-def _registries() -> dict[str, dict[str, Any]]:
-    return {
-        "source": dict(SOURCES), "step": dict(STEPS),
-        "connection": dict(CONNECTIONS), "notifier": dict(NOTIFIERS),
-    }
 
 
 def _components(raw: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
@@ -234,27 +316,31 @@ def _components(raw: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
 
 
 def _type_problems(raw: dict[str, Any]) -> Iterator[str]:
-    registries = _registries()
+    """Components whose ``type`` is missing or not registered (the registries' names only: nothing
+    is imported)."""
     for path, kind, value in _components(raw):
         if not isinstance(value, dict):
             continue
-        known = sorted(registries[kind])
+        known = sorted(_registry(kind))
         kind_type = value.get("type")
         if kind_type is None:
             yield f"{path}: missing 'type'; {kind} types are: {', '.join(known)}"
-        elif kind_type not in registries[kind]:
+        elif kind_type not in _registry(kind):
             yield f"{path}.type: unknown {kind} type {kind_type!r}{_did_you_mean(str(kind_type), known)}; " \
                   f"{kind} types are: {', '.join(known)}"
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
+    import difflib  # only a config with a problem asks
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _describe(raw: dict[str, Any], err: Any) -> tuple[str, str]:
-    """The TOML key path of one pydantic error, and what is wrong there (with a suggestion)."""
-    path, model = _walk(raw, tuple(err["loc"]))
+def _describe(raw: dict[str, Any], err: Any, root: type[BaseModel]) -> tuple[str, str]:
+    """The TOML key path of one pydantic error from validating `raw` with `root`, and what is
+    wrong there (with a suggestion)."""
+    path, model = _walk(raw, tuple(err["loc"]), root)
     message = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if err["type"] == "extra_forbidden":
         valid = [f.alias or k for k, f in sorted(model.model_fields.items())] if model is not None else []
@@ -268,12 +354,12 @@ def _describe(raw: dict[str, Any], err: Any) -> tuple[str, str]:
     return path, message
 
 
-def _walk(raw: Any, loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None]:
+def _walk(raw: Any, loc: tuple[Any, ...], root: type[BaseModel]) -> tuple[str, type[BaseModel] | None]:
     """The dotted key path for a pydantic `loc`, and the model that holds its last key."""
     path = ""
     node: Any = raw
-    annotation: Any = Config
-    parent_model: type[BaseModel] | None = Config
+    annotation: Any = root
+    parent_model: type[BaseModel] | None = root
     for part in loc:
         # A discriminated union puts the tag in `loc`; it is not a key in the file.
         if isinstance(node, dict) and part not in node and node.get("type") == part:

@@ -10,17 +10,14 @@ root and journal.
 from __future__ import annotations
 
 import faulthandler
-import fcntl
 import logging
 import os
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -30,52 +27,11 @@ from ferryman.engine import Engine, Flow, as_list
 from ferryman.errors import ConfigError, FerrymanError, describe
 from ferryman.item import Candidate, Item, State
 from ferryman.journal import open_journal
+from ferryman.pidfile import pid_lock
 from ferryman.retention import RetentionTimer, prune_configured
 from ferryman.sources.schedule import ScheduleSource
 
 log = logging.getLogger("ferryman")
-
-
-class AlreadyRunning(FerrymanError):
-    """Another ferryman holds the pid file of this root."""
-
-
-@contextmanager
-def pid_lock(root: Path) -> Iterator[None]:
-    """Hold ``<root>/ferryman.pid`` locked (flock) for the life of the process."""
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "ferryman.pid"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise AlreadyRunning(
-                f"another ferryman (pid {other}) is already running on {root}; stop it first"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
-
-
-def running_pid(root: Path) -> int | None:
-    """The pid of the ferryman running on `root`, or None."""
-    path = root / "ferryman.pid"
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-        return int(text) if text.isdigit() else -1
-    finally:
-        os.close(fd)
-    return None
 
 
 class Exit:

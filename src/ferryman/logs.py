@@ -12,10 +12,12 @@ import logging.handlers
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from ferryman.config import LogConfig
 from ferryman.redact import redact
+
+if TYPE_CHECKING:
+    from ferryman.config import LogConfig
 
 FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
 FORMATS = ("text", "json")

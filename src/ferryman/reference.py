@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from ferryman.config import Config, FerrymanSettings, FlowConfig, LogConfig
+from ferryman.config import Config, FerrymanSettings, FlowConfig, LogConfig, config_model
 from ferryman.connections import CONNECTIONS
 from ferryman.notify import NOTIFIERS
 from ferryman.retry import RetryConfig
@@ -147,8 +147,8 @@ def render() -> str:
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the config file (for editors)."""
-    return Config.model_json_schema(by_alias=True)
+    """The JSON Schema of the config file (for editors): every registered type."""
+    return config_model().model_json_schema(by_alias=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ reference resolved when it is needed::
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,8 @@ class Secret:
                 return Path(str(self._source)).expanduser().read_text().rstrip("\r\n")
             except OSError as exc:
                 raise PermanentError(f"secret: cannot read {self._source}: {exc.strerror}") from None
+        import subprocess  # only a { command = [...] } secret runs one
+
         argv = list(self._source)
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)

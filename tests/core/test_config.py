@@ -123,3 +123,32 @@ def test_reference_problems_are_one_line_each() -> None:
     assert len(caught.value.problems) == 2
     assert caught.value.problems[0].startswith("flows.people.steps[0].to: no connection 'nope'")
     assert caught.value.problems[1].startswith("flows.people.steps[1].to: no connection 'nada'")
+
+
+def _types(kind: str) -> str:
+    from ferryman.connections import CONNECTIONS
+    from ferryman.notify import NOTIFIERS
+    from ferryman.sources import SOURCES
+    from ferryman.steps import STEPS
+
+    names = {"source": SOURCES, "step": STEPS, "connection": CONNECTIONS, "notifier": NOTIFIERS}[kind]
+    return f"{kind} types are: {', '.join(sorted(names))}"
+
+
+@pytest.mark.parametrize(("snippet", "expected"), [
+    # The only source of its kind: the model built for this file has no other source to try.
+    (GOOD_FLOW.replace('type = "folder"', 'type = "foldr"'),
+     "flows.people.source.type: unknown source type 'foldr'; did you mean 'folder'?; {source}"),
+    (GOOD_FLOW + '[notify.ops]\ntype = "lg"\n',
+     "notify.ops.type: unknown notifier type 'lg'; did you mean 'log'?; {notifier}"),
+    (GOOD_FLOW + '[connections.x]\nhost = "h"\n', "connections.x: missing 'type'; {connection}"),
+    (GOOD_FLOW + '[[flows.people.steps]]\ntype = "sftp_upload"\nto = "x"\n',
+     "flows.people.steps[1].type: unknown step type 'sftp_upload'; {step}"),
+])
+def test_an_unknown_type_is_one_line_naming_the_valid_types(snippet: str, expected: str) -> None:
+    """Whatever else the file names, that one line is the whole answer (the models of a file are
+    built from the types it names: an unknown one must not slip through)."""
+    with pytest.raises(ConfigError) as caught:
+        config.validate(tomllib.loads(snippet))
+    line = expected.format(**{kind: _types(kind) for kind in ("source", "step", "connection", "notifier")})
+    assert caught.value.problems == [line]

@@ -1,7 +1,8 @@
 """The shape of the code: no import cycle anywhere in ``src/``, and every import points down the layers.
 
 Every ``import`` counts, wherever it is written: at the top, under ``TYPE_CHECKING`` or
-inside a function (a lazy import is still a dependency a reader has to follow).  The
+inside a function (a lazy import is still a dependency a reader has to follow), and so does
+a registry entry such as ``"ferryman.steps.unzip:UnzipStep"`` (`ferryman.registry` imports it).  The
 layers, top to bottom, are `LAYERS`; a module may import its own layer or a lower one.
 docs/architecture.md draws the same picture.
 """
@@ -9,6 +10,7 @@ docs/architecture.md draws the same picture.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("ferryman.journal",),
     ("ferryman", "ferryman.model", "ferryman.item", "ferryman.errors", "ferryman.units", "ferryman.secrets",
      "ferryman.connections", "ferryman.templates", "ferryman.redact", "ferryman.tls", "ferryman.retry",
-     "ferryman.compat", "ferryman.presets"),
+     "ferryman.compat", "ferryman.presets", "ferryman.registry", "ferryman.pidfile"),
 ]
 """Top to bottom: cli → daemon → engine → config → sources/steps/notify → flow → transports →
 journal → the shared model (items, errors, units, secrets, connection settings)."""
@@ -43,14 +45,21 @@ def modules() -> dict[str, Path]:
     return found
 
 
+REGISTRY_ENTRY = re.compile(r"(ferryman(?:\.\w+)+):\w+")
+"""A registry's ``"module:Attribute"`` string: an import that happens on first use."""
+
+
 def imports(name: str, path: Path, known: dict[str, Path]) -> dict[str, int]:
     """The ferryman modules `name` imports (a ``from package import submodule`` names the
-    submodule), each with the line of its first import."""
+    submodule; a registry entry names its module), each with the line of its first import."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: dict[str, int] = {}
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         targets: list[str] = []
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            entry = REGISTRY_ENTRY.fullmatch(node.value)
+            targets = [entry.group(1)] if entry and entry.group(1) in known else []
+        elif isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
@@ -153,3 +162,19 @@ def test_the_check_sees_a_lazy_type_checking_import(tmp_path: Path) -> None:
     known = {"ferryman": package / "__init__.py", "ferryman.a": package / "a.py", "ferryman.b": package / "b.py"}
     edges = {name: imports(name, path, known) for name, path in known.items()}
     assert cycles(edges) == [["ferryman.a", "ferryman.b"]]
+
+
+def test_the_check_sees_a_registry_entry(tmp_path: Path) -> None:
+    """A ``"module:Class"`` registry entry is an import too (made on first use), so a part that
+    imports its registry back is a cycle."""
+    package = tmp_path / "ferryman"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "parts.py").write_text('PARTS = {"a": "ferryman.a:A"}\n')
+    (package / "a.py").write_text("from ferryman.parts import PARTS\nclass A: ...\n")
+    known = {"ferryman": package / "__init__.py", "ferryman.parts": package / "parts.py",
+             "ferryman.a": package / "a.py"}
+    edges = {name: imports(name, path, known) for name, path in known.items()}
+    assert edges["ferryman.parts"] == {"ferryman.a": 1}
+    assert cycles(edges) == [["ferryman.a", "ferryman.parts"]]
+    assert {"ferryman.sources.folder", "ferryman.sources.imap"} <= set(graph()["ferryman.sources"])

@@ -108,3 +108,14 @@ def test_invalid_recipient_is_a_config_error() -> None:
     with pytest.raises(ValidationError, match="holds a line break"):
         TypeAdapter(AnyNotifier).validate_python(
             {"type": "email", "connection": "mail", "to": "a@example.com\r\nBcc: x@example.com"})
+
+
+def test_the_built_in_templates_are_valid_jinja2() -> None:
+    """They are built without validation (so that loading a config with an email notifier does not
+    import Jinja2): the checks a user's template gets, run here instead."""
+    from ferryman.notify.email import BUILT_IN
+    from ferryman.steps.email import MailTemplate
+
+    assert {key.split(".")[0] for key in BUILT_IN} == {"failed", "digest", "recovered"}
+    for key, template in BUILT_IN.items():
+        assert MailTemplate.model_validate(template.model_dump()) == template, key

@@ -1,21 +1,22 @@
-"""Notifiers by ``type``.  Adding one: a module here and a line in `NOTIFIERS`."""
+"""Notifiers by ``type``.  Adding one: a module here and a line in `NOTIFIERS`.
+
+An entry is ``"module:Class"``, imported the first time a config names its type
+(`ferryman.registry`, which also takes ``("package:Class", "package:ConfigModel")``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ferryman.notify.base import Failure, Notifier, NotifierConfig
-from ferryman.notify.command import CommandNotifier
-from ferryman.notify.email import EmailNotifier
-from ferryman.notify.log import LogNotifier
-from ferryman.notify.webhook import WebhookNotifier
+from ferryman.registry import Registry
 
-NOTIFIERS: dict[str, type[Notifier[Any]]] = {
-    "log": LogNotifier,
-    "command": CommandNotifier,
-    "email": EmailNotifier,
-    "webhook": WebhookNotifier,
-}
+NOTIFIERS: Registry[type[Notifier[Any]]] = Registry({
+    "log": "ferryman.notify.log:LogNotifier",
+    "command": "ferryman.notify.command:CommandNotifier",
+    "email": "ferryman.notify.email:EmailNotifier",
+    "webhook": "ferryman.notify.webhook:WebhookNotifier",
+})
 """Every notifier type, by its config ``type`` key."""
 
 __all__ = ["NOTIFIERS", "Failure", "Notifier", "NotifierConfig"]

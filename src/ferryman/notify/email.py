@@ -34,28 +34,35 @@ log = logging.getLogger("ferryman.notify")
 _LIST = ("{% for f in failures %}- {{ f.origin or f.key }}: step {{ f.step }}, {{ f.attempts }} attempt(s): "
          "{{ f.error }} (item {{ f.item_id }})\n{% endfor %}")
 
+
+def _built_in(subject: str, body: str) -> MailTemplate:
+    # Not validated here: checking the syntax would import Jinja2 into every `check` and `status`
+    # of a config with an email notifier.  tests/notify/test_email.py checks these templates.
+    return MailTemplate.model_construct(subject=subject, body=body)
+
+
 BUILT_IN: dict[str, MailTemplate] = {
-    "failed.en": MailTemplate(
+    "failed.en": _built_in(
         subject="[ferryman] {{ flow }}: {{ failure.origin or failure.key }} failed",
         body="Flow {{ flow }} on {{ host }} gave up on an item.\n\n" + _LIST
         + "\nThe original was kept. After fixing the cause: ferryman retry {{ failure.item_id }}\n"),
-    "digest.en": MailTemplate(
+    "digest.en": _built_in(
         subject="[ferryman] {{ flow }}: {{ count }} items failed",
         body="Flow {{ flow }} on {{ host }} gave up on {{ count }} items.\n\n" + _LIST
         + "\nThe originals were kept. After fixing the cause: ferryman retry --flow {{ flow }} --failed\n"),
-    "recovered.en": MailTemplate(
+    "recovered.en": _built_in(
         subject="[ferryman] {{ flow }}: working again",
         body="Flow {{ flow }} on {{ host }} processed an item successfully after earlier failures.\n"),
-    "failed.fr": MailTemplate(
+    "failed.fr": _built_in(
         subject="[ferryman] {{ flow }} : échec de {{ failure.origin or failure.key }}",
         body="Le flux {{ flow }} sur {{ host }} a abandonné un élément.\n\n" + _LIST
         + "\nL'original est conservé. Une fois la cause corrigée : ferryman retry {{ failure.item_id }}\n"),
-    "digest.fr": MailTemplate(
+    "digest.fr": _built_in(
         subject="[ferryman] {{ flow }} : {{ count }} éléments en échec",
         body="Le flux {{ flow }} sur {{ host }} a abandonné {{ count }} éléments.\n\n" + _LIST
         + "\nLes originaux sont conservés. Une fois la cause corrigée : "
           "ferryman retry --flow {{ flow }} --failed\n"),
-    "recovered.fr": MailTemplate(
+    "recovered.fr": _built_in(
         subject="[ferryman] {{ flow }} : fonctionne de nouveau",
         body="Le flux {{ flow }} sur {{ host }} a traité un élément avec succès après des échecs.\n"),
 }

@@ -1,27 +1,26 @@
-"""Sources by ``type``.  Adding one: a module here and a line in `SOURCES`."""
+"""Sources by ``type``.  Adding one: a module here and a line in `SOURCES`.
+
+An entry is ``"module:Class"``, imported the first time a config names its type; a source
+in a sub-package adds its config model, ``("package:Class", "package:ConfigModel")``, so that
+``check`` and ``status`` import only its ``config`` module (`ferryman.registry`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ferryman.registry import Registry
 from ferryman.sources.base import Source, SourceConfig
-from ferryman.sources.folder import FolderSource
-from ferryman.sources.ftp import FtpSource
-from ferryman.sources.http import HttpSource
-from ferryman.sources.imap import ImapSource
-from ferryman.sources.s3 import S3Source
-from ferryman.sources.schedule import ScheduleSource
-from ferryman.sources.sftp import SftpSource
 
-SOURCES: dict[str, type[Source[Any]]] = {
-    "folder": FolderSource,
-    "sftp": SftpSource,
-    "ftp": FtpSource,
-    "s3": S3Source,
-    "imap": ImapSource,
-    "schedule": ScheduleSource,
-    "http": HttpSource,
-}
+SOURCES: Registry[type[Source[Any]]] = Registry({
+    "folder": ("ferryman.sources.folder:FolderSource", "ferryman.sources.folder:FolderSourceConfig"),
+    "sftp": "ferryman.sources.sftp:SftpSource",
+    "ftp": "ferryman.sources.ftp:FtpSource",
+    "s3": "ferryman.sources.s3:S3Source",
+    "imap": ("ferryman.sources.imap:ImapSource", "ferryman.sources.imap:ImapSourceConfig"),
+    "schedule": ("ferryman.sources.schedule:ScheduleSource", "ferryman.sources.schedule:ScheduleSourceConfig"),
+    "http": "ferryman.sources.http:HttpSource",
+})
 """Every source type, by its config ``type`` key."""
 
 __all__ = ["SOURCES", "Source", "SourceConfig"]

@@ -16,7 +16,6 @@ from urllib.parse import unquote, urlsplit
 from ferryman.connections import ConnectionConfig
 from ferryman.errors import PermanentError, TransientError
 from ferryman.transports.base import RemoteFile, Transport
-from ferryman.transports.local import LocalTransport
 
 __all__ = ["TRANSPORTS", "Location", "RemoteFile", "Transport", "TransportPool", "parse_location"]
 
@@ -28,6 +27,8 @@ TransportFactory = Callable[[ConnectionConfig | None], Transport]
 
 
 def _local(_: ConnectionConfig | None) -> Transport:
+    from ferryman.transports.local import LocalTransport
+
     return LocalTransport()
 
 
