@@ -46,7 +46,9 @@ from pydantic import BaseModel
 from ferryman.cli import main
 from ferryman.compat.toml_writer import key as toml_key
 from ferryman.compat.toml_writer import value as toml_value
-from ferryman.config import Config
+from ferryman.config import config_model
+
+Config = config_model()  # the whole schema: every source, step, connection and notifier type
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])

@@ -9,6 +9,7 @@ step is imported when the config names its type, and only a terminal pays for ri
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -140,8 +141,9 @@ statement = "CALL nightly()"
 def imported(tmp_path: Path, *args: str) -> set[str]:
     """The modules loaded by ``ferryman ARGS`` (which must succeed), run in `tmp_path`."""
     out = tmp_path / "modules.json"
+    env = {**os.environ, "FERRYMAN_TEST_UNSET": "set"}  # `check` resolves every secret reference
     done = subprocess.run([sys.executable, "-c", PROBE, str(out), *args], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+                          text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
     assert done.returncode == 0, done.stderr
     return set(json.loads(out.read_text()))
 
@@ -149,6 +151,8 @@ def imported(tmp_path: Path, *args: str) -> set[str]:
 def site(tmp_path: Path, text: str) -> Path:
     config = tmp_path / "ferryman.toml"
     config.write_text(text)
+    for folder in ("inbox", "reports"):  # the watched folders: `check` looks at them
+        (tmp_path / folder).mkdir(exist_ok=True)
     return config
 
 
