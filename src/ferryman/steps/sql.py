@@ -30,19 +30,12 @@ class SqlConfig(StepConfig):
 
     type: Literal["sql"]
     connection: str = Field(description="Name of a [connections.NAME] of type postgres.")
-    database: str | None = Field(None, description="Database to connect to (a template, e.g. '{meta.each}'); "
-                                 "default: the connection's own.")
+    database: templates.Template | None = Field(
+        None, description="Database to connect to (a template, e.g. '{meta.each}'); default: the connection's own.")
     statement: str = Field(description="The SQL, e.g. 'CALL nightly_maintenance()'; values only through "
                            "params (%(name)s placeholders).")
     params: dict[str, str] = Field(default_factory=dict, description="name → template of each %(name)s "
                                    "parameter, e.g. { db = '{meta.each}' }.")
-
-    @field_validator("database")
-    @classmethod
-    def _database(cls, value: str | None) -> str | None:
-        if value is not None:
-            templates.check(value)
-        return value
 
     @field_validator("params")
     @classmethod

@@ -172,7 +172,7 @@ class PgDumpConfig(StepConfig):
     type: Literal["pg_dump"]
     connection: str = Field(description="Name of a [connections.NAME] of type postgres (its dsn holds "
                             "host, user and password).")
-    database: str | None = Field(None, description="Database to dump (a template, e.g. '{meta.each}'); "
+    database: templates.Template | None = Field(None, description="Database to dump (a template, e.g. '{meta.each}'); "
                                  "default: the connection's own.")
     format: Literal["custom", "directory-tar", "tar", "plain"] = Field(
         "custom", description="pg_dump format; 'directory-tar' dumps the directory format (parallel with "
@@ -185,13 +185,6 @@ class PgDumpConfig(StepConfig):
                                   "['--exclude-table=audit_*', '--no-owner'].")
     pg_dump: str = Field("pg_dump", description="The pg_dump program (name on PATH or a path).")
     verify: bool = Field(True, description="Check the archive with pg_restore --list before the step succeeds.")
-
-    @field_validator("database")
-    @classmethod
-    def _database(cls, value: str | None) -> str | None:
-        if value is not None:
-            templates.check(value)
-        return value
 
     @field_validator("extra_args")
     @classmethod

@@ -53,8 +53,8 @@ class SqlExportConfig(StepConfig):
 
     type: Literal["sql_export"]
     connection: str = Field(description="Name of a [connections.NAME] of type postgres.")
-    database: str | None = Field(None, description="Database to export (a template, e.g. '{meta.each}'); "
-                                 "default: the connection's own.")
+    database: templates.Template | None = Field(
+        None, description="Database to export (a template, e.g. '{meta.each}'); default: the connection's own.")
     schema_: str = Field("public", alias="schema", description="The schema whose tables are exported.")
     tables: list[str] = Field(default_factory=lambda: ["*"], min_length=1,
                               description="fnmatch patterns of the tables to export, e.g. ['vol_*', 'cic_*'].")
@@ -74,13 +74,6 @@ class SqlExportConfig(StepConfig):
                              "CSV, which must hold {table} (default '{table}.csv').")
     batch_rows: int = Field(5000, ge=1, description="Rows fetched from the server-side cursor at a time "
                             "(memory stays at one batch whatever the table's size).")
-
-    @field_validator("database")
-    @classmethod
-    def _database(cls, value: str | None) -> str | None:
-        if value is not None:
-            templates.check(value)
-        return value
 
     @field_validator("name")
     @classmethod
