@@ -7,7 +7,7 @@ from pathlib import Path
 
 from e2e.pi_flow import all_rows, csv_rows, raw_records, write_config
 from servers.piexporter import PiServer
-from support import ferryman
+from support import ferryman, start_ferryman, wait_for
 
 
 def test_records_are_decrypted_appended_backed_up_and_then_deleted(tmp_path: Path, pi_server: PiServer) -> None:
@@ -111,3 +111,27 @@ def test_check_connect_logs_in_to_the_api(tmp_path: Path, pi_server: PiServer) -
     pi_server.password = "changed"
     refused = ferryman("check", "--connect", "-c", str(config))
     assert refused.returncode == 2 and "refused" in refused.stdout + refused.stderr  # a refusal: the config is wrong
+
+
+def test_a_failing_poll_is_told_once_and_its_recovery_too(tmp_path: Path, pi_server: PiServer) -> None:
+    """The old PIExporter mailed when a request failed: here a failing poll is the flow's problem,
+    told once however many polls fail, then the recovery once a poll works again."""
+    told = tmp_path / "told"
+    notifier = tmp_path / "notify.sh"
+    notifier.write_text(f'#!/bin/sh\necho "$FERRYMAN_EVENT" >> {told}\n')
+    notifier.chmod(0o755)
+    pi_server.form("intake")
+    pi_server.add("intake", nameRSA="Ann")
+    pi_server.faults["intake"] += ["500"] * 3
+    config = write_config(tmp_path, pi_server, flow_extra='notify = ["ops"]\nnotify_window = "1s"')
+    config.write_text(config.read_text() + f'\n[notify.ops]\ntype = "command"\ncommand = ["{notifier}"]\n')
+    daemon = start_ferryman("run", "-c", str(config))
+    try:
+        wait_for(lambda: told.exists() and "recovered" in told.read_text(), timeout=60)
+        wait_for(lambda: len(all_rows(tmp_path)) == 1, timeout=30)
+    finally:
+        daemon.terminate()
+        daemon.communicate(timeout=30)
+    assert told.read_text().split() == ["failed", "recovered"]
+    history = ferryman("history", "-c", str(config), check=True).stdout
+    assert "cleared: polling failed: collection 'intake'" in history

@@ -118,6 +118,13 @@ class HttpSource(Source[HttpSourceConfig]):
             found, errors = self.poll()
             for error in errors:
                 self.flow.log.error("%s: %s", self.flow.flow, error)
+            # A poll that fails is the flow's problem: told once, with a recovery notice when
+            # a poll works again (the old PIExporter mailed on request failures).
+            subject = f"source {self.flow.flow}"
+            if errors:
+                self.flow.problems.report(subject, f"polling failed: {'; '.join(errors)}", origin="poll")
+            else:
+                self.flow.problems.clear(subject)
             if found:
                 emit(found)  # admitted (durable) on return
             now = time.time()
