@@ -49,6 +49,21 @@ def journal(tmp_path: Path) -> Iterator[SqliteJournal]:
     j.close()
 
 
+def for_another_key(text: str) -> str:
+    """`text` encrypted for another key, one that KEY visibly fails on.  With PKCS#1 v1.5, OpenSSL's
+    implicit rejection turns a wrong-key decryption into random bytes instead of an error; now and
+    then those bytes are valid UTF-8 and nothing can tell them from a value (docs/steps/records.md
+    says so).  The tests want the detectable case, every run: a ciphertext whose wrong-key result
+    is not UTF-8."""
+    for _ in range(200):
+        cipher = encrypt(text, key=OTHER)
+        try:
+            KEY.decrypt(base64.b64decode(cipher), padding.PKCS1v15()).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return cipher
+    raise AssertionError("no ciphertext that the wrong key visibly fails on")
+
+
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "key.pem"
@@ -114,7 +129,7 @@ def test_fields_that_fail_follow_on_error_and_are_logged_without_their_value(
     if bad_b64:
         config["on_bad_base64"] = bad_b64
     step = runner.step(config)
-    foreign = encrypt("secret for someone else", key=OTHER)
+    foreign = for_another_key("secret for someone else")
     source = records_file(tmp_path, [{"id": 7, "aRSA": foreign, "bRSA": "%%%not base64%%%",
                                       "okRSA": encrypt("fine")}])
     with caplog.at_level(logging.DEBUG):
@@ -135,7 +150,7 @@ def test_on_error_fail_fails_the_item_naming_the_field_not_the_value(tmp_path: P
                                                                      key_file: Path) -> None:
     runner = Runner(tmp_path, journal)
     step = runner.step({"type": "decrypt_fields", "key": {"file": str(key_file)}, "passphrase": "open sesame"})
-    foreign = encrypt("other", key=OTHER)
+    foreign = for_another_key("other")
     source = records_file(tmp_path, [{"id": 9, "xRSA": foreign}])
     with pytest.raises(PermanentError, match="record 9 field 'xRSA' does not decrypt") as caught:
         runner.run(step, [source])
