@@ -36,7 +36,7 @@ from ferryman.item import Candidate, Item, State
 from ferryman.journal import open_journal
 from ferryman.pidfile import pid_lock
 from ferryman.retention import RetentionTimer, prune_configured
-from ferryman.sdnotify import Notifier
+from ferryman.sdnotify import FirstRound, Notifier, status_line
 from ferryman.sources.schedule import ScheduleSource
 
 log = logging.getLogger("ferryman")
@@ -107,7 +107,7 @@ class Daemon:
         self.reload = threading.Event()
         self._threads: list[threading.Thread] = []
         self._source_stop = threading.Event()
-        self._rounds: dict[str, _FirstRound] = {}
+        self._rounds: dict[str, FirstRound] = {}
         self.systemd = Notifier(None)
         self._pinged = 0.0
         self._status = ""
@@ -279,7 +279,7 @@ class Daemon:
             self._alive(sources=True)
             if not ready and self.systemd.enabled and self._watching(started):
                 ready = True
-                self._status = self._status_line(engine)
+                self._status = status_line(engine)
                 self.systemd.ready(self._status)
             if time.monotonic() - last_refresh > 2.0:
                 engine.refresh()
@@ -323,24 +323,8 @@ class Daemon:
                 return False
             self._alive(sources=False)
 
-    def _status_line(self, engine: Engine) -> str:
-        """STATUS=: the backlog (pending and running items) and the failed ones, from the journal."""
-        try:
-            counts = engine.journal.counts()
-        except FerrymanError as exc:
-            return f"cannot read the journal: {describe(exc)}"
-        total: dict[str, int] = {}
-        for flow in engine.flows:
-            for state, n in counts.get(flow, {}).items():
-                total[state] = total.get(state, 0) + n
-        running, failed = total.get(str(State.RUNNING), 0), total.get(str(State.FAILED), 0)
-        line = (f"{len(engine.flows)} flow{'s' if len(engine.flows) != 1 else ''}: "
-                f"backlog {total.get(str(State.PENDING), 0) + running} ({running} running), {failed} failed")
-        paused = [name for name, flow in engine.flows.items() if flow.paused]
-        return line + (f", paused: {', '.join(paused)}" if paused else "")
-
     def _tell_status(self, engine: Engine) -> None:
-        if self.systemd.enabled and (line := self._status_line(engine)) != self._status:
+        if self.systemd.enabled and (line := status_line(engine)) != self._status:
             self._status = line
             self.systemd.status(line)
 
@@ -348,13 +332,13 @@ class Daemon:
         self._source_stop = threading.Event()
         self._rounds = {}
         for name, flow in engine.flows.items():
-            self._rounds[name] = first = _FirstRound(self._source_stop)
+            self._rounds[name] = first = FirstRound(self._source_stop)
             thread = threading.Thread(target=self._watch, args=(engine, name, flow, first),
                                       name=f"ferryman-source-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    def _watch(self, engine: Engine, name: str, flow: Flow, first: _FirstRound) -> None:
+    def _watch(self, engine: Engine, name: str, flow: Flow, first: FirstRound) -> None:
         """Keep a source watching; a crashed watcher is logged and restarted with back-off."""
         delay = 1.0
         stop = first.shared  # this loop's own looks must not count as the source's
@@ -398,37 +382,6 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
-
-
-class _FirstRound(threading.Event):
-    """The stop event one source watches, telling when the source has been through its first round.
-
-    Every source's ``watch`` loops: look at `stop`, scan, offer, wait.  Its second look at the
-    event, or its first wait on it, means the first scan is offered: `done` is set.  Setting and
-    waiting go to the daemon's shared event.
-    """
-
-    def __init__(self, stop: threading.Event) -> None:
-        super().__init__()
-        self.shared = stop
-        self._looks = 0
-        self.done = threading.Event()
-
-    def is_set(self) -> bool:
-        self._looks += 1
-        if self._looks > 1:
-            self.done.set()
-        return self.shared.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self.done.set()
-        return self.shared.wait(timeout)
-
-    def set(self) -> None:
-        self.shared.set()
-
-    def clear(self) -> None:
-        self.shared.clear()
 
 
 def _cut_short(journal: Any) -> None:

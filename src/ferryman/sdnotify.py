@@ -10,6 +10,9 @@ never a reason for the daemon to stop.
 ``$WATCHDOG_USEC`` (with ``$WATCHDOG_PID``, when set, naming this process) asks for a
 ``WATCHDOG=1`` at least that often; `watchdog_interval` is half of it, as sd_watchdog_enabled(3)
 recommends.
+
+Below the protocol, what the daemon reports: `FirstRound` tells when a source has been through
+its first scan (READY=1), `status_line` is the STATUS= text.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
+
+from ferryman.engine import Engine
+from ferryman.errors import FerrymanError, describe
+from ferryman.item import State
 
 log = logging.getLogger("ferryman")
 
@@ -109,3 +117,51 @@ class Notifier:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+class FirstRound(threading.Event):
+    """The stop event one source watches, telling when the source has been through its first round.
+
+    Every source's ``watch`` loops: look at `stop`, scan, offer, wait.  Its second look at the
+    event, or its first wait on it, means the first scan is offered: `done` is set.  Setting and
+    waiting go to the daemon's shared event.
+    """
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__()
+        self.shared = stop
+        self._looks = 0
+        self.done = threading.Event()
+
+    def is_set(self) -> bool:
+        self._looks += 1
+        if self._looks > 1:
+            self.done.set()
+        return self.shared.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.done.set()
+        return self.shared.wait(timeout)
+
+    def set(self) -> None:
+        self.shared.set()
+
+    def clear(self) -> None:
+        self.shared.clear()
+
+
+def status_line(engine: Engine) -> str:
+    """STATUS=: the backlog (pending and running items) and the failed ones, from the journal."""
+    try:
+        counts = engine.journal.counts()
+    except FerrymanError as exc:
+        return f"cannot read the journal: {describe(exc)}"
+    total: dict[str, int] = {}
+    for flow in engine.flows:
+        for state, n in counts.get(flow, {}).items():
+            total[state] = total.get(state, 0) + n
+    running, failed = total.get(str(State.RUNNING), 0), total.get(str(State.FAILED), 0)
+    line = (f"{len(engine.flows)} flow{'s' if len(engine.flows) != 1 else ''}: "
+            f"backlog {total.get(str(State.PENDING), 0) + running} ({running} running), {failed} failed")
+    paused = [name for name, flow in engine.flows.items() if flow.paused]
+    return line + (f", paused: {', '.join(paused)}" if paused else "")

@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 LAYERS: list[tuple[str, ...]] = [
     ("ferryman.__main__", "ferryman.cli", "ferryman.reference", "ferryman.display", "ferryman.progress",
      "ferryman.logs", "ferryman.service"),
-    ("ferryman.daemon", "ferryman.retention"),
+    ("ferryman.daemon", "ferryman.retention", "ferryman.sdnotify"),
     ("ferryman.engine", "ferryman.expect", "ferryman.recover"),
     ("ferryman.config", "ferryman.probe", "ferryman.preflight"),
     ("ferryman.sources", "ferryman.steps", "ferryman.notify"),
@@ -29,8 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("ferryman.journal",),
     ("ferryman", "ferryman.model", "ferryman.item", "ferryman.errors", "ferryman.units", "ferryman.secrets",
      "ferryman.connections", "ferryman.templates", "ferryman.redact", "ferryman.tls", "ferryman.retry",
-     "ferryman.compat", "ferryman.presets", "ferryman.registry", "ferryman.pidfile",
-     "ferryman.sdnotify"),
+     "ferryman.compat", "ferryman.presets", "ferryman.registry", "ferryman.pidfile"),
 ]
 """Top to bottom: cli → daemon → engine → config → sources/steps/notify → flow → transports →
 journal → the shared model (items, errors, units, secrets, connection settings)."""
