@@ -308,3 +308,37 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
         pytest.skip(f"systemd-analyze cannot run in this container: {done.stderr.strip().splitlines()[0]}")
     assert done.returncode == 0, done.stderr
     assert "ferryman-test.service" not in done.stderr, done.stderr  # no complaint about the unit itself
+
+
+def test_watchdog_for_another_pid(tmp_path: Path) -> None:
+    """WATCHDOG_PID names the process systemd watches: another one's variables are not for us."""
+    config = setup(tmp_path)
+    got = Listener(str(tmp_path / "notify.sock"))
+    try:
+        done = ferryman("run", "-c", str(config), "--exit-when-idle", "1s", timeout=60,
+                        env=daemon_env(str(tmp_path / "notify.sock"), WATCHDOG_USEC="200000", WATCHDOG_PID="1"))
+        got.read()
+    finally:
+        got.close()
+    assert done.returncode == 0, done.stderr
+    assert any("READY" in m for m in got.messages)
+    assert not any("WATCHDOG" in m for m in got.messages)
+
+
+def test_relative_config_becomes_absolute(tmp_path: Path) -> None:
+    unit_setup(tmp_path)
+    done = ferryman("service", "install", "-c", "ferryman.toml", "--print", cwd=tmp_path, check=True)
+    unit = settings(done.stdout)
+    assert unit["ExecStart"].endswith(f" run -c {tmp_path / 'ferryman.toml'}")
+    assert unit["ExecStart"].startswith("/")
+    assert unit["WorkingDirectory"] == str(tmp_path)
+
+
+def test_invalid_config_writes_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "ferryman.toml"
+    config.write_text("[ferryman]\nroot = 'state'\n")
+    target = tmp_path / "ferryman.service"
+    done = ferryman("service", "install", "-c", str(config), "-o", str(target))
+    assert done.returncode == 2
+    assert f"error: {config}: no flows" in done.stderr
+    assert not target.exists()
