@@ -110,6 +110,7 @@ class Daemon:
         self._rounds: dict[str, FirstRound] = {}
         self.systemd = Notifier(None)
         self._pinged = 0.0
+        self._dead = False  # a source thread ended: said once
         self._status = ""
 
     def run(self) -> int:
@@ -307,7 +308,9 @@ class Daemon:
         if interval is None or time.monotonic() - self._pinged < interval:
             return
         if sources and (dead := [t.name for t in self._threads if not t.is_alive()]):
-            log.error("source thread %s ended: no watchdog ping, systemd restarts ferryman", dead[0])
+            if not self._dead:
+                log.error("source thread %s ended: no more watchdog pings, systemd restarts ferryman", dead[0])
+            self._dead = True
             return
         self._pinged = time.monotonic()
         self.systemd.watchdog()
