@@ -22,6 +22,11 @@ WATCHDOG = 60
 """WatchdogSec: the serve loop pings every half of it (it turns five times a second)."""
 
 
+WRITES = {"deliver": "to", "append_csv": "to", "prune": "path", "compress_old": "path"}
+"""The steps that write (or delete) outside the work folders, and the key naming the place:
+a local folder (relative to the config file) or a URL of a server."""
+
+
 @dataclass
 class Writable:
     """The folders the daemon writes, and notes on the ones that do not exist yet."""
@@ -35,9 +40,10 @@ class Writable:
 def writable_paths(loaded: LoadedConfig) -> Writable:
     """The folders ``ReadWritePaths`` must name: the state root (journal, work folders, logs,
     pid file), a SQLite journal or log folder outside it, watched folders whose files are moved
-    or deleted (and absolute move folders), and local destinations (their fixed part, before the
-    first ``{placeholder}``).  A folder that does not exist yet stands as its nearest existing
-    parent (ferryman creates the rest; systemd refuses to start with a missing one), with a note."""
+    or deleted (and the folders they are moved to), and the local folders of the steps in `WRITES`
+    (their fixed part, before the first ``{placeholder}``).  A folder that does not exist yet
+    stands as its nearest existing parent (ferryman creates the rest; systemd refuses to start
+    with a missing one), with a note."""
     config = loaded.config
     base = loaded.base_dir.resolve()
     wanted: list[tuple[str, Path]] = [("root", loaded.root)]
@@ -61,12 +67,13 @@ def writable_paths(loaded: LoadedConfig) -> Writable:
                 wanted += [(f"flows.{name}.source.after", fixed if fixed.is_absolute() else folder / fixed)
                            for folder in folders]
         for index, step in enumerate(flow.steps):
-            to = getattr(step, "to", None)
-            if step.type == "deliver" and isinstance(to, str):
-                location = parse_location(to)
+            key = WRITES.get(step.type)
+            place = getattr(step, key, None) if key else None
+            if isinstance(place, str):
+                location = parse_location(place)
                 if location.scheme == "file":
                     prefix = templates.static_prefix(location.path) or "."
-                    wanted.append((f"flows.{name}.steps[{index}].to", _resolve(base, prefix)))
+                    wanted.append((f"flows.{name}.steps[{index}].{key}", _resolve(base, prefix)))
     found = Writable()
     for key, path in wanted:
         path = Path(os.path.normpath(path))

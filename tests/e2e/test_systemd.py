@@ -342,3 +342,32 @@ def test_invalid_config_writes_nothing(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"error: {config}: no flows" in done.stderr
     assert not target.exists()
+
+
+def test_steps_that_write_locally(tmp_path: Path) -> None:
+    """compress_old and append_csv write in their own folders; a watched folder only read needs nothing."""
+    config = tmp_path / "ferryman.toml"
+    config.write_text("""
+[ferryman]
+root = "state"
+
+[flows.logs.source]
+type = "schedule"
+every = "1d"
+[[flows.logs.steps]]
+type = "compress_old"
+path = "logs/{meta.each}"
+age = "6d"
+
+[flows.pi.source]
+type = "folder"
+path = "in"
+[[flows.pi.steps]]
+type = "append_csv"
+to = "active"
+""")
+    for folder in ("state", "in", "logs", "active"):
+        (tmp_path / folder).mkdir()
+    done = ferryman("service", "install", "-c", str(config), "--print", check=True)
+    assert settings(done.stdout)["ReadWritePaths"].split() == [str(tmp_path / name) for name in
+                                                               ("active", "logs", "state")]
