@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBS := dovecot-imapd openssh-server openssl unzip zip postgresql-client
+DEBS := dovecot-imapd openssh-server openssl unzip zip postgresql-client systemd
 
 .PHONY: install demo test bench lint debs docs
 

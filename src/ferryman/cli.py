@@ -830,3 +830,57 @@ def _drop_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+@main.group("service")
+def service_group() -> None:
+    """Run ferryman as a systemd service."""
+
+
+@service_group.command("install")
+@config_option
+@click.option("--user", metavar="NAME", help="Run as this user (and its primary group); default: root.")
+@click.option("--print", "to_stdout", is_flag=True, help="Print the unit instead of writing it.")
+@click.option("--output", "-o", metavar="FILE", default="/etc/systemd/system/ferryman.service", show_default=True,
+              help="Where the unit is written.")
+@click.option("--force", is_flag=True, help="Replace an existing unit file.")
+def service_install(config_path: str | None, user: str | None, to_stdout: bool, output: str, force: bool) -> None:
+    """Write a systemd unit for this config: Type=notify, watchdog, reload on SIGHUP, restart on
+    failure, and a file system read-only but for the folders the config writes."""
+    import grp
+    import pwd
+
+    from ferryman import service
+
+    group = None
+    if user is not None:
+        try:
+            account = pwd.getpwnam(user)
+        except KeyError:
+            fail(f"--user {user}: no such user on this machine")
+        try:
+            group = grp.getgrgid(account.pw_gid).gr_name
+        except KeyError:
+            group = str(account.pw_gid)
+    target = Path(output)
+    if not to_stdout and target.exists() and not force:
+        fail(f"{target} exists; give --force to replace it (or --print to see the new unit)")
+    loaded = load(config_path, need_flows=True)
+    writable = service.writable_paths(loaded)
+    text = service.unit_text(loaded, writable, user=user, group=group)
+    for note in writable.notes:
+        click.echo(f"note: {note}", err=True)
+    if to_stdout:
+        click.echo(text, nl=False)
+        return
+    partial = target.with_name(f".{target.name}.in_progress")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.chmod(0o644)
+        partial.rename(target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        fail(f"cannot write {target}: {exc.strerror or describe(exc)} (run as root, or --print > FILE)", 1)
+    if user is None:
+        click.echo("note: the service runs as root; give --user NAME to run it as another user", err=True)
+    click.echo(f"wrote {target}\nnext: systemctl daemon-reload && systemctl enable --now {target.stem}")

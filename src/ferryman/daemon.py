@@ -5,6 +5,13 @@ seconds and exit (what is cut off resumes at the next start); SIGHUP reloads
 the config (an invalid new config is logged and the old one kept).  A pid
 file under ``root``, locked with flock, refuses a second ferryman on the same
 root and journal.
+
+Under systemd (``Type=notify``, `ferryman.sdnotify`) the daemon says READY=1 once every source
+has been through its first round, STATUS= with the backlog and failures, RELOADING=1 and
+STOPPING=1.  With ``WatchdogSec`` it sends WATCHDOG=1 from the serve loop, and only right after
+a tick of the engine returned (its lock taken, the journal read, queued items dispatched) while
+every source thread lives: a hung journal, a deadlocked engine or a dead watcher stops the
+pings, and systemd restarts the service (docs/operations.md, "systemd").
 """
 
 from __future__ import annotations
@@ -29,9 +36,13 @@ from ferryman.item import Candidate, Item, State
 from ferryman.journal import open_journal
 from ferryman.pidfile import pid_lock
 from ferryman.retention import RetentionTimer, prune_configured
+from ferryman.sdnotify import FirstRound, Notifier, status_line
 from ferryman.sources.schedule import ScheduleSource
 
 log = logging.getLogger("ferryman")
+
+READY_WAIT = 60.0
+"""Seconds READY=1 waits at most for the sources' first round (below systemd's start timeout)."""
 
 
 class Exit:
@@ -96,6 +107,11 @@ class Daemon:
         self.reload = threading.Event()
         self._threads: list[threading.Thread] = []
         self._source_stop = threading.Event()
+        self._rounds: dict[str, FirstRound] = {}
+        self.systemd = Notifier(None)
+        self._pinged = 0.0
+        self._dead = False  # a source thread ended: said once
+        self._status = ""
 
     def run(self) -> int:
         """Run; returns the exit code (0 ok, 1 some item failed in `once` mode)."""
@@ -103,12 +119,16 @@ class Daemon:
         root.mkdir(parents=True, exist_ok=True)
         if not self.once:
             self._install_signals()  # before the pid file exists: a signal sent then is handled
-        with pid_lock(root):
-            journal = open_journal(self.loaded.config.ferryman.journal, root)
-            try:
-                return self._run(journal)
-            finally:
-                journal.close()
+            self.systemd = Notifier.from_environment()
+        try:
+            with pid_lock(root):
+                journal = open_journal(self.loaded.config.ferryman.journal, root)
+                try:
+                    return self._run(journal)
+                finally:
+                    journal.close()
+        finally:
+            self.systemd.close()
 
     def _engine(self, journal: Any) -> Engine:
         missing = [f for f in self.only if f not in self.loaded.config.flows]
@@ -162,16 +182,22 @@ class Daemon:
                 self._start_sources(engine)
                 engine.resume_unfinished()
                 self._serve(engine)
+                stopping = not self.reload.is_set() or self.stop.is_set()
+                if stopping:
+                    self.systemd.stopping()
+                else:
+                    self.systemd.reloading()
                 self._stop_sources()
                 grace = self.loaded.config.ferryman.grace
-                if not self.reload.is_set() or self.stop.is_set():
-                    if not engine.drain(grace):
+                if stopping:
+                    if not self._drain(engine, grace):
                         _cut_short(journal)
                     return 0
                 # A reload starts no item before the running ones ended: none may run twice.
-                while not engine.drain(grace):
+                while not self._drain(engine, grace):
                     log.warning("reload waits for running items to finish")
                     if self.stop.is_set():
+                        self.systemd.stopping()
                         _cut_short(journal)
                 self.reload.clear()
                 engine = self._reloaded(engine, journal)
@@ -246,28 +272,79 @@ class Daemon:
                 self.report.paused.append(name)
 
     def _serve(self, engine: Engine) -> None:
-        last_refresh = time.monotonic()
+        started = last_refresh = time.monotonic()
+        ready = False
         while not self.stop.is_set() and not self.reload.is_set():
             self.stop.wait(0.2)
             engine.tick()
+            self._alive(sources=True)
+            if not ready and self.systemd.enabled and self._watching(started):
+                ready = True
+                self._status = status_line(engine)
+                self.systemd.ready(self._status)
             if time.monotonic() - last_refresh > 2.0:
                 engine.refresh()
                 last_refresh = time.monotonic()
+                if ready:
+                    self._tell_status(engine)
             if self.exit_when_idle is not None and engine.idle_for() >= self.exit_when_idle:
                 log.info("idle for %ss, exiting (--exit-when-idle)", round(engine.idle_for()))
                 self.stop.set()
 
+    # ---- telling systemd (sdnotify) ------------------------------------------------------------
+
+    def _watching(self, started: float) -> bool:
+        """Every source has been through its first round (or READY_WAIT is over: say which not)."""
+        waiting = [name for name, first in self._rounds.items() if not first.done.is_set()]
+        if waiting and time.monotonic() - started >= READY_WAIT:
+            log.warning("still waiting for the first scan of %s; telling systemd ready anyway",
+                        ", ".join(waiting))
+            return True
+        return not waiting
+
+    def _alive(self, *, sources: bool) -> None:
+        """WATCHDOG=1, at most every half of WATCHDOG_USEC, called only from the loop it vouches for."""
+        interval = self.systemd.watchdog_interval
+        if interval is None or time.monotonic() - self._pinged < interval:
+            return
+        if sources and (dead := [t.name for t in self._threads if not t.is_alive()]):
+            if not self._dead:
+                log.error("source thread %s ended: no more watchdog pings, systemd restarts ferryman", dead[0])
+            self._dead = True
+            return
+        self._pinged = time.monotonic()
+        self.systemd.watchdog()
+
+    def _drain(self, engine: Engine, grace: float) -> bool:
+        """`engine.drain(grace)`, in pieces short enough for the watchdog between them."""
+        deadline = time.monotonic() + grace
+        piece = min(grace, self.systemd.watchdog_interval or grace)
+        while True:
+            if engine.drain(max(0.0, min(piece, deadline - time.monotonic()))):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            self._alive(sources=False)
+
+    def _tell_status(self, engine: Engine) -> None:
+        if self.systemd.enabled and (line := status_line(engine)) != self._status:
+            self._status = line
+            self.systemd.status(line)
+
     def _start_sources(self, engine: Engine) -> None:
         self._source_stop = threading.Event()
+        self._rounds = {}
         for name, flow in engine.flows.items():
-            thread = threading.Thread(target=self._watch, args=(engine, name, flow, self._source_stop),
+            self._rounds[name] = first = FirstRound(self._source_stop)
+            thread = threading.Thread(target=self._watch, args=(engine, name, flow, first),
                                       name=f"ferryman-source-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    def _watch(self, engine: Engine, name: str, flow: Flow, stop: threading.Event) -> None:
+    def _watch(self, engine: Engine, name: str, flow: Flow, first: FirstRound) -> None:
         """Keep a source watching; a crashed watcher is logged and restarted with back-off."""
         delay = 1.0
+        stop = first.shared  # this loop's own looks must not count as the source's
 
         def emit(candidates: list[Candidate]) -> None:
             flow.context.problems.clear(f"source {name}")
@@ -275,9 +352,10 @@ class Daemon:
 
         while not stop.is_set():
             try:
-                flow.source.watch(emit, stop)
+                flow.source.watch(emit, first)
                 return
             except Exception as exc:
+                first.done.set()  # its problem is reported: READY need not wait for it
                 flow.context.problems.report(f"source {name}", f"cannot read the source: {describe(exc)}",
                                              origin=flow.config.source.type)
                 log.warning("%s: source stopped: %s; restarting in %ss", name, describe(exc), int(delay))
@@ -307,7 +385,6 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
-
 
 
 def _cut_short(journal: Any) -> None:

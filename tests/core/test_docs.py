@@ -273,6 +273,8 @@ FOREIGN = {
     "unzip": "an ITRP Export Monitor option", "sub_dirs": "an ITRP Export Monitor option",
     "send_emails": "a Rattail option", "process_existing": "a Rattail option",
     "Persistent": "a systemd timer option", "by_hand": "a meta value of the schedule source",
+    "RestartPreventExitStatus": "a systemd unit setting", "READY": "an sd_notify message",
+    "WATCHDOG": "an sd_notify message", "RELOADING": "an sd_notify message", "STOPPING": "an sd_notify message",
 }
 """Keys that the prose writes as ``key = value`` but that are other tools' (or values, not keys)."""
 SPAN = re.compile(r"`([^`\n]+)`")

@@ -19,8 +19,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 LAYERS: list[tuple[str, ...]] = [
     ("ferryman.__main__", "ferryman.cli", "ferryman.reference", "ferryman.display", "ferryman.progress",
-     "ferryman.logs"),
-    ("ferryman.daemon", "ferryman.retention"),
+     "ferryman.logs", "ferryman.service"),
+    ("ferryman.daemon", "ferryman.retention", "ferryman.sdnotify"),
     ("ferryman.engine", "ferryman.expect", "ferryman.recover"),
     ("ferryman.config", "ferryman.probe", "ferryman.preflight"),
     ("ferryman.sources", "ferryman.steps", "ferryman.notify"),
