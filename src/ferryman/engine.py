@@ -267,12 +267,14 @@ class Engine:
     def _take_disposal(self, flow: Flow, item: Item) -> None:
         """Dispose of the original of a finished item whose disposal is pending, if this instance
         holds it or its holder's lease expired; nothing while this process still works on it."""
-        with self._lock:
-            if item.id in self._known or item.id in self._disposing:  # held here: the timer retries it
+        with self._lock:  # a failed disposal held here is tried again on each offer, as by its timer
+            if item.id in self._known or item.id in self._disposal_running:
                 return
         held = self.journal.claim_disposal(item.id, self.owner, self.lease)
         if held is not None:
-            log.info("%s: finishing the disposal of item %s (%s), cut short", flow.name, held.id, held.origin)
+            if item.id not in self._redispose:
+                log.info("%s: finishing the disposal of item %s (%s), cut short", flow.name, held.id,
+                         held.origin)
             self._dispose(flow, held, _outcome(held))
 
     def resume_disposals(self) -> int:
