@@ -9,6 +9,8 @@ import hashlib
 import os
 import secrets
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,3 +147,43 @@ def test_three_daemons_move_every_original_once(tmp_path: Path, journal_url: str
 def test_a_killed_daemons_originals_are_moved_once_by_the_others(tmp_path: Path, journal_url: str) -> None:
     expected, logs = run_cluster(tmp_path, journal_url, 3, kill=True)
     check(tmp_path, expected, logs)
+
+
+DIE_BEFORE_DISPOSAL = """
+import os, sys
+from ferryman.sources.folder.source import FolderSource
+from ferryman.cli import main
+
+def die(self, item, outcome):
+    os._exit(9)  # the item is finished in the journal; its original is not moved yet
+
+FolderSource.finalize = die
+sys.argv = ["ferryman", "run", "--once", "-c", sys.argv[1]]
+main()
+"""
+
+
+def test_a_disposal_cut_short_by_a_crash_is_finished_once_by_another_instance(
+        tmp_path: Path, journal_url: str) -> None:
+    for folder in ("in", "done", "out"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "in" / "x.dat").write_bytes(b"payload\n")
+    first, second = instance(tmp_path, 0, journal_url), instance(tmp_path, 1, journal_url)
+    crashed = subprocess.run([sys.executable, "-c", DIE_BEFORE_DISPOSAL, str(first)], capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert crashed.returncode == 9, crashed.stdout + crashed.stderr
+    assert (tmp_path / "out" / "x.dat").exists() and (tmp_path / "in" / "x.dat").exists()
+    with psycopg.connect(journal_url, autocommit=True) as conn:
+        ((disposal, owner),) = conn.execute("SELECT disposal, owner FROM items").fetchall()
+    assert disposal == "pending" and owner.endswith(str(first.parent / "state")), (disposal, owner)
+    time.sleep(2.5)  # the crashed owner's lease (2 s) runs out: nobody renews it
+    taken = start_ferryman("run", "--once", "-c", str(second))
+    out, err = taken.communicate(timeout=120)
+    assert taken.returncode == 0, out + err
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == ["x.dat"]
+    assert not (tmp_path / "in" / "x.dat").exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.dat"], "delivered once"
+    assert "could not dispose" not in out + err and "Traceback" not in out + err
+    with psycopg.connect(journal_url, autocommit=True) as conn:
+        ((disposal, owner),) = conn.execute("SELECT disposal, owner FROM items").fetchall()
+    assert disposal == "done" and owner.endswith(str(second.parent / "state")), (disposal, owner)
