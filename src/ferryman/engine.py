@@ -94,6 +94,8 @@ class Engine:
         self._last_activity = time.monotonic()
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ferryman-worker")
         self._leased: set[str] = set()  # items claimed and running here: the heartbeat renews them
+        self._disposing: set[str] = set()  # disposals held here (running, or failed and retried)
+        self._disposal_running: set[str] = set()  # disposals being tried right now
         self._closing = threading.Event()
         self._heartbeat = threading.Thread(target=self._renew_leases, name="ferryman-lease", daemon=True)
         self._heartbeat.start()
@@ -227,25 +229,67 @@ class Engine:
         for item_id, flow_name in due:
             flow = self.flows.get(flow_name)
             item = self.journal.get(item_id)
-            if flow is None or item is None or item.state not in (State.DONE, State.FAILED):
+            if flow is None or item is None or not self._redispose_item(flow, item):
                 self._redispose.pop(item_id, None)
+                with self._lock:
+                    self._disposing.discard(item_id)
                 if flow is not None:
                     flow.context.problems.clear(f"disposal of item {item_id}")
-                continue
-            self._finalize(flow, item, Outcome(item.state == State.DONE, item.error))
+
+    def _redispose_item(self, flow: Flow, item: Item) -> bool:
+        """Try a failed (or cut short) disposal again; False when there is none left to do here:
+        the item is not finished, its disposal was done, or another instance holds it."""
+        if item.state not in (State.DONE, State.FAILED, State.SKIPPED):
+            return False
+        if item.disposal is None:  # finished before disposals were journaled: as before
+            if item.state == State.SKIPPED:
+                return False
+            self._finalize(flow, item, _outcome(item))
+            return True
+        if item.disposal != "pending":
+            return False
+        held = self.journal.claim_disposal(item.id, self.owner, self.lease)
+        if held is None:
+            return False
+        self._dispose(flow, held, _outcome(held))
+        return True
 
     def _dispose_again(self, flow: Flow, keys: set[str]) -> None:
-        """Finish the disposal of originals whose item ended but whose `finalize` was cut off
-        (a crash between the journal's commit and the move or delete)."""
+        """Finish the disposal of originals whose item ended but whose disposal was cut off (a
+        crash between the journal's commit and the move or delete).  Only a pending disposal
+        that no live instance holds is taken (`Journal.claim_disposal`): an instance that merely
+        sees a file another one processed never touches it."""
         for key in keys:
             item = self.journal.find(flow.name, key)
-            with self._lock:
-                busy = item is not None and item.id in self._known
-            if item is not None and not busy and item.state in (State.DONE, State.FAILED):
-                self._finalize(flow, item, Outcome(item.state == State.DONE, item.error))
+            if item is not None and item.disposal == "pending":
+                self._take_disposal(flow, item)
+
+    def _take_disposal(self, flow: Flow, item: Item) -> None:
+        """Dispose of the original of a finished item whose disposal is pending, if this instance
+        holds it or its holder's lease expired; nothing while this process still works on it."""
+        with self._lock:  # a failed disposal held here is tried again on each offer, as by its timer
+            if item.id in self._known or item.id in self._disposal_running:
+                return
+        held = self.journal.claim_disposal(item.id, self.owner, self.lease)
+        if held is not None:
+            if item.id not in self._redispose:
+                log.info("%s: finishing the disposal of item %s (%s), cut short", flow.name, held.id,
+                         held.origin)
+            self._dispose(flow, held, _outcome(held))
+
+    def resume_disposals(self) -> int:
+        """Finish the pending disposals no live instance holds (an owner died after `finish`)."""
+        count = 0
+        for item in self.journal.undisposed([n for n, f in self.flows.items() if f.source.disposes]):
+            flow = self.flows.get(item.flow)
+            if flow is not None:
+                self._take_disposal(flow, item)
+                count += 1
+        return count
 
     def resume_unfinished(self) -> int:
-        """Queue items left pending or running (a crash, a restart, `ferryman retry`)."""
+        """Queue items left pending or running (a crash, a restart, `ferryman retry`), and finish
+        the disposals cut short (`resume_disposals`)."""
         items = self.journal.unfinished(list(self.flows))
         now = time.time()
         with self._lock:
@@ -263,6 +307,10 @@ class Engine:
                 else:
                     self.flows[item.flow].queue.append(item.id)
         self._dispatch()
+        try:
+            self.resume_disposals()
+        except JournalError as exc:
+            log.warning("could not look for disposals cut short: %s", exc)
         return count
 
     def tick(self) -> None:
@@ -300,7 +348,8 @@ class Engine:
                 self.offer(name, alerts)
 
     def refresh(self) -> None:
-        """Also look for items queued by other processes (`ferryman retry`)."""
+        """Also look for items queued by other processes (`ferryman retry`), and for disposals
+        cut short by an instance that died."""
         self.resume_unfinished()
         self.tick()
 
@@ -357,9 +406,12 @@ class Engine:
         if subject.startswith("disposal of item "):
             problems.restore(Problem(subject, item.error or "", False, item.origin, item.id))
             original = self.journal.get(subject.removeprefix("disposal of item "))
-            if original is not None and original.state in (State.DONE, State.FAILED):
-                self._finalize(flow, original, Outcome(original.state == State.DONE, original.error))
-            else:
+            with self._lock:
+                if original is not None:
+                    self._disposing.discard(original.id)  # `retry` tries it now, not the timer
+            if original is None or not self._redispose_item(flow, original):
+                if original is not None:
+                    self._redispose.pop(original.id, None)
                 problems.clear(subject)
             if subject not in problems:
                 return
@@ -436,8 +488,9 @@ class Engine:
         item.next_attempt_at = None
         # Durable before the original is disposed of (promise 1); a source that keeps its
         # originals disposes of nothing, so the commit may join the next group.
+        item.disposal = "pending" if flow.source.disposes else None
         self.journal.finish(item, durable=flow.source.disposes)
-        self._finalize(flow, item, Outcome(True))
+        self._dispose(flow, item, Outcome(True))
         if used_work or item.attempts > 1:
             shutil.rmtree(work, ignore_errors=True)
         if item.state == State.DONE:
@@ -473,8 +526,9 @@ class Engine:
         item.state, item.next_attempt_at = State.FAILED, None
         log.error("%s: item %s failed at %s after %d attempt(s): %s [%s]", flow.name, item.id,
                   step.config.title, item.attempts, message, item.origin)
+        item.disposal = "pending" if flow.source.disposes else None
         self.journal.finish(item)
-        self._finalize(flow, item, Outcome(False, message))
+        self._dispose(flow, item, Outcome(False, message))
         self.hub.failed(Failure(flow.name, item.id, item.key, item.origin, step.config.title,
                                 message, item.attempts, time.time()))
         if flow.config.stop_on_error:
@@ -502,9 +556,35 @@ class Engine:
                                 time.time()))
         self._finished(flow, item)
 
-    def _finalize(self, flow: Flow, item: Item, outcome: Outcome) -> None:
+    def _dispose(self, flow: Flow, item: Item, outcome: Outcome) -> None:
+        """The disposal of a finished item this instance holds: `_finalize`, journaled done
+        once it worked; while it fails, its lease is renewed and the timer tries it again."""
+        if item.disposal is None:
+            self._finalize(flow, item, outcome)
+            return
+        with self._lock:
+            if item.id in self._disposal_running:
+                return
+            self._disposal_running.add(item.id)
+            self._disposing.add(item.id)
+        try:
+            if not self._finalize(flow, item, outcome):
+                return
+        finally:
+            with self._lock:
+                self._disposal_running.discard(item.id)
+        with self._lock:
+            self._disposing.discard(item.id)
+        try:
+            if self.journal.disposed(item.id, self.owner):
+                item.disposal = "done"
+        except JournalError as exc:  # the disposal stays pending: whoever takes it finds it done
+            log.warning("%s: could not journal the disposal of item %s: %s", flow.name, item.id, exc)
+
+    def _finalize(self, flow: Flow, item: Item, outcome: Outcome) -> bool:
         """The source disposes of the original; a failure is a problem of the flow (journaled,
-        notified, counted by ``run --once``), tried again on a timer until it clears."""
+        notified, counted by ``run --once``), tried again on a timer until it clears.  True
+        when the disposal worked."""
         subject = f"disposal of item {item.id}"
         try:
             flow.source.finalize(item, outcome)
@@ -517,9 +597,10 @@ class Engine:
                 log.debug("%s: %s", flow.name, message)
             log.info("%s: the disposal of item %s is tried again in %s", flow.name, item.id,
                      format_duration(delay))
-            return
+            return False
         if self._redispose.pop(item.id, None) is not None or subject in flow.context.problems:
             flow.context.problems.clear(subject)
+        return True
 
     def _finished(self, flow: Flow, item: Item) -> None:
         with self._lock:
@@ -572,7 +653,7 @@ class Engine:
         a step longer than the lease keeps its item; a lost one fails its next write (LeaseLost)."""
         while not self._closing.wait(max(self.lease / 3, 0.05)):
             with self._lock:
-                running = list(self._leased)
+                running = list(self._leased | self._disposing)
             try:
                 if running:
                     self.journal.renew(running, self.owner, self.lease)
@@ -616,6 +697,11 @@ def _call(step: Step[Any], item: Item, ctx: StepContext, timeout: float | None) 
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+def _outcome(item: Item) -> Outcome:
+    """The outcome a finished item's disposal follows (a skipped item's is a success's)."""
+    return Outcome(item.state != State.FAILED, item.error)
 
 
 def as_list(value: object) -> list[object]:

@@ -60,6 +60,9 @@ class Item:
     next_attempt_at: float | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    disposal: str | None = None
+    """None when nothing is disposed of after the item, ``pending`` from its `finish` until its
+    owner moved or deleted the original, then ``done`` (see `Journal.claim_disposal`)."""
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,84 @@ class JournalContract:
         stored = backend.journal().get(item.id)
         assert stored is not None and (stored.state, stored.step) == (State.DONE, 1)
 
+    # -- disposals -------------------------------------------------------------
+
+    def test_a_pending_disposal_stays_with_the_owner_that_finished_the_item(self, backend: Backend) -> None:
+        j = backend.journal()
+        (item,) = j.admit("f", cands("a"))
+        claimed = j.claim(item.id, "owner", 60)
+        assert claimed is not None
+        j.finish(done(claimed, disposal="pending"))
+        stored = j.get(item.id)
+        assert stored is not None and (stored.state, stored.disposal) == (State.DONE, "pending")
+        assert j.claim_disposal(item.id, "late-seer", 60) is None, "the owner's lease still runs"
+        assert j.undisposed(["f"]) == []
+        assert j.renew([item.id], "owner", 60) == {item.id}, "the heartbeat keeps the disposal"
+        held = j.claim_disposal(item.id, "owner", 60)
+        assert held is not None and held.disposal == "pending"
+        assert not j.disposed(item.id, "late-seer")
+        assert j.disposed(item.id, "owner")
+        j.flush()
+        stored = j.get(item.id)
+        assert stored is not None and stored.disposal == "done"
+        assert j.claim_disposal(item.id, "owner", 60) is None, "a done disposal is never taken again"
+        assert j.renew([item.id], "owner", 60) == set()
+
+    def test_a_disposal_cut_short_is_taken_over_once_the_lease_expired(self, backend: Backend) -> None:
+        j = backend.journal()
+        crashed, kept, plain = j.admit("f", cands("a", "b", "c"))
+        for item, lease in [(crashed, -1.0), (kept, 60.0)]:
+            claimed = j.claim(item.id, "crashed" if lease < 0 else "alive", lease)
+            assert claimed is not None
+            j.finish(done(claimed, disposal="pending"))
+        claimed = j.claim(plain.id, "alive", 60)
+        assert claimed is not None
+        j.finish(done(claimed))  # a source that keeps its originals: nothing to dispose of
+        assert [i.id for i in j.undisposed(["f", "other"])] == [crashed.id]
+        assert j.undisposed(["other"]) == []
+        taken = j.claim_disposal(crashed.id, "survivor", 60)
+        assert taken is not None and taken.state == State.DONE
+        assert j.claim_disposal(crashed.id, "crashed", 60) is None, "the survivor holds it now"
+        j.flush()  # a claim waits until applied, not committed: reads see it after the commit
+        assert j.undisposed(["f"]) == []
+        assert not j.disposed(crashed.id, "crashed")
+        assert j.disposed(crashed.id, "survivor")
+        assert j.claim_disposal(plain.id, "survivor", 60) is None
+
+    def test_one_disposal_claim_wins_among_racing_owners(self, backend: Backend) -> None:
+        j = backend.journal()
+        items = j.admit("f", cands(*[f"k{n}" for n in range(20)]))
+        for item in items:
+            claimed = j.claim(item.id, "crashed", -1.0)
+            assert claimed is not None
+            j.finish(done(claimed, disposal="pending"))
+        winners: dict[str, list[str]] = {i.id: [] for i in items}
+        start = threading.Barrier(4)
+
+        def worker(owner: str) -> None:
+            start.wait()
+            for item in items:
+                if j.claim_disposal(item.id, owner, 60) is not None:
+                    winners[item.id].append(owner)
+
+        threads = [threading.Thread(target=worker, args=(f"owner-{n}",)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(len(owners) == 1 for owners in winners.values()), winners
+
+    def test_retry_forgets_the_disposal(self, backend: Backend) -> None:
+        j = backend.journal()
+        (item,) = j.admit("f", cands("a"))
+        claimed = j.claim(item.id, "w", 60)
+        assert claimed is not None
+        j.finish(done(claimed, State.FAILED, error="boom", disposal="pending"))
+        assert j.disposed(item.id, "w")
+        assert j.retry([item.id]) == [item.id]
+        stored = j.get(item.id)
+        assert stored is not None and (stored.state, stored.disposal) == (State.PENDING, None)
+
     # -- steps -----------------------------------------------------------------
 
     def test_step_done_survives_reopen(self, backend: Backend) -> None:

@@ -96,6 +96,27 @@ class Journal(Protocol):
         can neither overwrite the new owner's state nor go on to dispose of the original."""
         ...
 
+    def claim_disposal(self, item_id: str, owner: str, lease: float) -> Item | None:
+        """Hold the pending disposal of a finished item for `owner` until now + `lease` seconds
+        (renewed by `renew` like a running item's lease); return the item, or None when the
+        disposal is not pending or another owner's lease on it still runs.
+
+        A `finish` with ``item.disposal == "pending"`` leaves the finishing owner holding the
+        disposal (owner and lease kept), so only the instance that finished an item disposes of
+        its original; another instance gets it here only once that lease expired.
+        """
+        ...
+
+    def disposed(self, item_id: str, owner: str) -> bool:
+        """Record the pending disposal done by `owner` (and release its lease); False when it
+        is not `owner`'s.  May be committed with the next group: a lost record only means the
+        disposal is tried again, and finds the original gone."""
+        ...
+
+    def undisposed(self, flows: Sequence[str]) -> list[Item]:
+        """Finished items of `flows` whose disposal is pending under no live lease, oldest first."""
+        ...
+
     def get(self, item_id: str) -> Item | None:
         """One item by id or by a unique id prefix."""
         ...

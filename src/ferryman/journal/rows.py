@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 ITEM_COLUMNS = (
     "id, flow, key, origin, meta, files, state, step, attempts, error, error_type, "
-    "next_attempt_at, created_at, updated_at"
+    "next_attempt_at, created_at, updated_at, disposal"
 )
 STEP_COLUMNS = "item_id, step_index, name, started_at, ended_at, outcome, error, outputs"
 CHUNK = 500
@@ -81,12 +81,13 @@ def to_json(value: object) -> str:
 def item_from_row(row: Sequence[Any]) -> Item:
     """An `Item` from a row selected with `ITEM_COLUMNS`."""
     (item_id, flow, key, origin, meta, files, state, step, attempts, error, error_type,
-     next_attempt_at, created_at, updated_at) = row
+     next_attempt_at, created_at, updated_at, disposal) = row
     return Item(
         id=item_id, flow=flow, key=key, origin=origin, meta=json.loads(meta),
         files=[Path(f) for f in json.loads(files)], state=State(state), step=step,
         attempts=attempts, error=error, error_type=error_type,
         next_attempt_at=next_attempt_at, created_at=created_at, updated_at=updated_at,
+        disposal=disposal,
     )
 
 

@@ -216,7 +216,8 @@ class SqlJournal:
         renewed: set[str] = set()
         for chunk in chunks(ids):  # one statement for up to CHUNK items: more than any worker pool
             cur.execute(self.q(
-                "UPDATE items SET lease_until = ? WHERE state = 'running' AND owner = ? "
+                "UPDATE items SET lease_until = ? WHERE (state = 'running' OR disposal = 'pending') "
+                "AND owner = ? "
                 f"AND id IN ({marks(len(chunk))}) RETURNING id"), (until, owner, *chunk))
             renewed.update(row[0] for row in cur.fetchall())
         return renewed
@@ -282,21 +283,67 @@ class SqlJournal:
         """Write the item's state, attempts, error (and type), next attempt time; durable on return
         unless `durable` is False (then committed with the next group)."""
         params = (str(item.state), item.attempts, item.error, item.error_type,
-                  item.next_attempt_at, time.time())
+                  item.next_attempt_at, time.time(), item.disposal)
         owner = self._holder(item.id)
         # A checked finish keeps `owner`: the item then names the instance that finished it,
-        # which is what a stale instance's `LeaseLost` reports.
-        release = "lease_until = NULL" if owner else "owner = NULL, lease_until = NULL"
+        # which is what a stale instance's `LeaseLost` reports.  A pending disposal keeps the
+        # owner and its lease: the disposal is still theirs (`claim_disposal`).
+        if item.disposal == "pending":
+            release = ""
+        else:
+            release = ", lease_until = NULL" if owner else ", owner = NULL, lease_until = NULL"
 
         def op(cur: Cursor) -> None:
             self._op_update_held(
                 cur, "state = ?, attempts = ?, error = ?, error_type = ?, next_attempt_at = ?, "
-                f"updated_at = ?, {release}", params, item.id, owner)
+                f"updated_at = ?, disposal = ?{release}", params, item.id, owner)
 
         if durable:
             self._write(op, durable=True)
         else:
             self._submit(op)
+
+    def claim_disposal(self, item_id: str, owner: str, lease: float) -> Item | None:
+        """Take the pending disposal of a finished item for `owner` until now + `lease`: when
+        `owner` holds it already, or its holder's lease expired (it died after `finish`)."""
+        def op(cur: Cursor) -> Item | None:
+            now = time.time()
+            claimable = ("id = ? AND disposal = 'pending' AND state IN ('done', 'failed', 'skipped') "
+                         "AND (lease_until IS NULL OR lease_until < ? OR owner = ?)")
+            if self.dialect.lock:
+                claimable = f"id = (SELECT id FROM items WHERE {claimable} {self.dialect.lock})"
+            cur.execute(self.q(f"UPDATE items SET owner = ?, lease_until = ? WHERE {claimable} "
+                               f"RETURNING {ITEM_COLUMNS}"), (owner, now + lease, item_id, now, owner))
+            row = cur.fetchone()
+            return item_from_row(row) if row else None
+
+        return self._write(op, durable=False)
+
+    def disposed(self, item_id: str, owner: str) -> bool:
+        """Record that `owner` disposed of the item's original; False when the disposal was not
+        `owner`'s (any more)."""
+        def op(cur: Cursor) -> bool:
+            cur.execute(self.q("UPDATE items SET disposal = 'done', lease_until = NULL "
+                               "WHERE id = ? AND disposal = 'pending' AND owner = ?"), (item_id, owner))
+            return cur.rowcount > 0
+
+        return self._write(op, durable=False)
+
+    def undisposed(self, flows: Sequence[str]) -> list[Item]:
+        """Finished items of these flows whose disposal is pending and held by nobody (no lease,
+        or an expired one): their owner died between `finish` and the disposal."""
+        flows = list(dict.fromkeys(flows))
+        if not flows:
+            return []
+
+        def op(cur: Cursor) -> list[Item]:
+            cur.execute(self.q(
+                f"SELECT {ITEM_COLUMNS} FROM items WHERE disposal = 'pending' "
+                f"AND flow IN ({marks(len(flows))}) AND (lease_until IS NULL OR lease_until < ?) "
+                "ORDER BY seq"), (*flows, time.time()))
+            return [item_from_row(row) for row in cur.fetchall()]
+
+        return self._read(op)
 
     def retry(self, item_ids: Sequence[str] = (), flow: str | None = None) -> list[str]:
         """Failed items (by id or unique prefix, or all of `flow`) back to pending, due now."""
@@ -319,7 +366,7 @@ class SqlJournal:
             cur.execute(self.q(
                 "UPDATE items SET state = 'pending', attempts = 0, error = NULL, "
                 "error_type = NULL, next_attempt_at = ?, owner = NULL, lease_until = NULL, "
-                "updated_at = ? "
+                "disposal = NULL, updated_at = ? "
                 f"WHERE id IN ({marks(len(chunk))})"), (now, now, *chunk))
         return ids
 

@@ -4,7 +4,8 @@ The algorithm, written once for every transport:
 
 1. render the destination folder (``to``) and the file name (``name``);
 2. if the final name exists: a byte-identical file there is our own earlier
-   delivery (a crash between rename and journal), so nothing is done; else
+   delivery (a crash between rename and journal), so nothing is written and
+   that place is recorded as the delivery (``show`` says where it went); else
    ``if_exists`` decides (overwrite, skip, rename to ``name-1.ext``, fail);
 3. write ``<name><temp_suffix>`` (the same temporary name on every attempt,
    so a resumed delivery replaces its own leftover), fsync where possible;
@@ -159,9 +160,14 @@ class DeliverStep(Step[DeliverConfig]):
             return self._write(transport, path, size, wanted, ctx)
 
     def _write(self, transport: Transport, path: Path, size: int, wanted: str, ctx: StepContext) -> str | None:
-        final = self._final_name(transport, path, size, wanted, ctx)
-        if final is None:
+        """Write `path` under `wanted` (or a free numbered name); the name it is under now, or None
+        when it is not delivered (``if_exists = skip``)."""
+        chosen = self._final_name(transport, path, size, wanted, ctx)
+        if chosen is None:
             return None
+        final, write = chosen
+        if not write:  # our own earlier delivery (a crash before its journaling): it is there
+            return final
         if transport.atomic_put:
             options = self._put_options(ctx, path)
             if options:
@@ -198,19 +204,20 @@ class DeliverStep(Step[DeliverConfig]):
             self.flow.log.debug("could not remove %s: %s", temp, exc)
 
     def _final_name(self, transport: Transport, path: Path, size: int, final: str,
-                    ctx: StepContext) -> str | None:
-        """The name to write, or None when nothing must be written."""
+                    ctx: StepContext) -> tuple[str, bool] | None:
+        """The name the file goes under and whether it must be written (False: an identical
+        file is there already, our own earlier delivery); None when it is not delivered."""
         if self.config.if_exists == "overwrite" and ctx.attempt == 1:
-            return final  # the rename replaces whatever is there: no need to ask first
+            return final, True  # the rename replaces whatever is there: no need to ask first
         existing = transport.stat(final)
         if existing is None:
-            return final
+            return final, True
         if self._same(transport, path, size, final, existing.size, ctx, existing.mtime):
             self.flow.log.info("%s: %s is already there (identical), not written again", self.flow.flow, final)
-            return None
+            return final, False
         mode = self.config.if_exists
         if mode == "overwrite":
-            return final
+            return final, True
         if mode == "skip":
             self.flow.log.info("%s: %s exists, skipped (if_exists = skip)", self.flow.flow, final)
             return None
@@ -221,9 +228,11 @@ class DeliverStep(Step[DeliverConfig]):
             candidate = posixpath.join(folder, templates.numbered(name, n))
             other = transport.stat(candidate)
             if other is None:
-                return candidate
+                return candidate, True
             if self._same(transport, path, size, candidate, other.size, ctx, other.mtime):
-                return None
+                self.flow.log.info("%s: %s is already there (identical), not written again",
+                                   self.flow.flow, candidate)
+                return candidate, False
         raise PermanentError(f"{final}: no free name left (tried 9,999 numbered names)")
 
     def _same(self, transport: Transport, path: Path, size: int, remote: str, remote_size: int,
