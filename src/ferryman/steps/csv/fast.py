@@ -307,7 +307,7 @@ class FastPlan:
             return None
         if encoding is not None and not _ascii_only(options, quoting, encoding):
             encoding = None
-        return cls(options, quoting, csv.field_size_limit(), encoding)
+        return cls(options, quoting, options.max_field, encoding)
 
     def cut(self, text: Any, final: bool) -> int:
         """The end of the last record in `text` (whole lines) by quote parity; 0 when there is none.
