@@ -127,11 +127,20 @@ def test_a_million_columns(run_step: RunStep, tmp_path: Path) -> None:
     assert out.count(b";") == 2 * 999_999 and out.endswith(b"x\r\n")
 
 
-def test_a_field_over_the_csv_limit(run_step: RunStep, tmp_path: Path) -> None:
+def test_a_field_over_the_csv_modules_default_limit_is_fine(run_step: RunStep, tmp_path: Path) -> None:
     path = tmp_path / "long.csv"
     path.write_text("id,notes\r\n1,\"" + "a" * 200_000 + "\"\r\n")
-    with pytest.raises(PermanentError, match=r"long.csv: line 2: field larger than field limit \(131072\)"):
-        run_step(csv_step(), [path])
+    result = run_step(csv_step(), [path])
+    assert result.files is not None
+    assert result.files[0].read_bytes() == b"id;notes\r\n1;" + b"a" * 200_000 + b"\r\n"
+
+
+def test_a_field_over_max_field(run_step: RunStep, tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text("id,notes\r\n1,\"" + "a" * 200_000 + "\"\r\n")
+    with pytest.raises(PermanentError, match=r"long.csv: line 2: row 2, column 2: a value of 200000 characters, "
+                       r"over max_field \(131072;"):
+        run_step(csv_step(max_field=131072), [path])
 
 
 @pytest.mark.parametrize("quoted", [False, True])

@@ -14,6 +14,7 @@ from ferryman import templates
 from ferryman.model import Model
 from ferryman.steps.base import StepConfig
 from ferryman.steps.csv.dialect import Dialect, Options, Rule
+from ferryman.units import Size
 
 
 class _Null:
@@ -121,6 +122,10 @@ class CsvConfig(StepConfig):
         "number of fields differs from the header's."
     )
     name: str = Field("{name}", description="Name template of each rewritten file, e.g. '{stem}_semicolon.csv'.")
+    max_field: Size = Field(
+        64 << 20, gt=0, description="Longest value, in characters, e.g. '64MiB' (the default): a longer one "
+        "fails the item with its line, row and column (usually an unterminated quote)."
+    )
     fast: bool = Field(True, description="Use the fast path where it gives the same bytes (false: plain csv loop).")
 
     @model_validator(mode="after")
@@ -156,5 +161,5 @@ class CsvConfig(StepConfig):
         return Options(
             input=d_in, output=d_out, rules=[Rule(re.compile(r.pattern), r.with_) for r in self.replace],
             columns=self.columns, rename=dict(self.rename), skip_blank_lines=self.skip_blank_lines,
-            check_columns=self.strict, fast=self.fast,
+            check_columns=self.strict, fast=self.fast, max_field=self.max_field,
         )

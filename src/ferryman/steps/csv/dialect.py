@@ -62,6 +62,8 @@ class Options:
     """Every row must have as many fields as the header (``strict = true``)."""
     fast: bool = True
     """Use the fast path where it applies (False: always the plain csv loop; for tests and benchmarks)."""
+    max_field: int = 64 << 20
+    """Longest value, in characters, before the item fails (``max_field``)."""
 
 
 @dataclass

@@ -39,6 +39,9 @@ SENTINEL = "\x00"
 
 _EOL_CHARS = "\r\n"
 
+DENSE = 32
+"""Quoting unquoted fields in bulk pays while at most one character in this many needs it."""
+
 
 def _writes(dialect: Dialect, row: list[str]) -> str:
     out = io.StringIO()
@@ -255,6 +258,17 @@ class FastPlan:
             for swapped, delimiter, other in ((False, din.delimiter, dout.delimiter),
                                               (True, dout.delimiter, din.delimiter))
         }
+        # an unquoted field holding one of `extra` (in the block's own, possibly swapped, view): the writer
+        # quotes it; it cannot hold a quote or a line end (the structure check saw to that)
+        self.specials = {
+            swapped: re.compile(conv(f"[{re.escape(''.join(chars))}]"))
+            for swapped, chars in ((False, self.checks[False][1]), (True, self.checks[True][1])) if chars
+        }
+        self.field_end = {
+            swapped: re.compile(conv(f"[{re.escape(delimiter + _EOL_CHARS + SENTINEL)}]"))
+            for swapped, delimiter in ((False, din.delimiter), (True, dout.delimiter))
+        }
+        self.delimiters = {False: conv(din.delimiter), True: conv(dout.delimiter)}
         self.swapping = din.delimiter != dout.delimiter
         swaps = str.maketrans({din.delimiter: dout.delimiter, dout.delimiter: din.delimiter})
         try:
@@ -307,7 +321,7 @@ class FastPlan:
             return None
         if encoding is not None and not _ascii_only(options, quoting, encoding):
             encoding = None
-        return cls(options, quoting, csv.field_size_limit(), encoding)
+        return cls(options, quoting, options.max_field, encoding)
 
     def cut(self, text: Any, final: bool) -> int:
         """The end of the last record in `text` (whole lines) by quote parity; 0 when there is none.
@@ -358,7 +372,13 @@ class FastPlan:
         if bad.search(joined_outs) or bad.search(joined_outs[::-1]):
             return None  # a quote inside an unquoted field, or text after a closing quote
         if any(char in joined_outs for char in extra):
-            return None  # an unquoted value the output would have to quote
+            # unquoted values the output has to quote: quote them here, once over the block
+            joined_outs = self._quote_unquoted(joined_outs, swapped)
+            if joined_outs is None:
+                return None
+            if swapped:  # inside them, the input delimiter stands for the output's (swapped by `prepare`)
+                joined_outs = joined_outs.replace(self.d_in, self.d_out)
+            outs = joined_outs.split(sentinel)
         ins = parts[1::2]
         if len(outs) > 2 and empty in outs[1:-1]:
             # between two quoted parts: an empty outside part is an escaped quote, anything else a new field
@@ -406,6 +426,31 @@ class FastPlan:
             out += self.lt
             self.rows += 1
         return out
+
+    def _quote_unquoted(self, text: Any, swapped: bool) -> Any:
+        """`text` (outside quotes) with quotes around every unquoted field that holds a character the
+        writer quotes; None when there are too many of them for this to beat the slow path."""
+        specials = self.specials[swapped]
+        if len(specials.findall(text)) * DENSE > len(text):
+            return None
+        find_end = self.field_end[swapped].search
+        d, cr, nl, sentinel, q = self.delimiters[swapped], self.cr, self.nl, self.sentinel, self.q
+        pieces: list[Any] = []
+        done = 0
+        for match in specials.finditer(text):
+            i = match.start()
+            if i < done:
+                continue  # a second such character in a field already quoted
+            start = max(text.rfind(d, done, i), text.rfind(cr, done, i), text.rfind(nl, done, i),
+                        text.rfind(sentinel, done, i)) + 1
+            if start == 0:
+                start = done
+            found = find_end(text, i)
+            end = found.start() if found else len(text)
+            pieces += (text[done:start], q, text[start:end], q)
+            done = end
+        pieces.append(text[done:])
+        return self.empty.join(pieces)
 
     def _lone_empty_values(self, quotes: list[Any], values: list[Any], outs: list[Any]) -> None:
         """A record of one empty value is written as two quotes (an empty line would be no value at all)."""

@@ -22,10 +22,12 @@ from __future__ import annotations
 import codecs
 import csv
 import re
+import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from ferryman.steps.csv.dialect import CsvFormatError, Options, Stats
+from ferryman.units import format_size
 
 CHUNK = 256 << 10
 """Characters per fast-path block (and bytes per read): small enough for the CPU caches."""
@@ -34,7 +36,29 @@ MIN_BLOCK = 16 << 10
 """Smallest block the fast path retries before a region goes through the slow path."""
 
 MAX_LINE = 32 << 20
-"""A single line longer than this fails the file (it would have to be held in memory whole)."""
+"""A single line longer than ``max_field`` plus this fails the file (it would have to be held in memory whole)."""
+
+_LIMIT_LOCK = threading.Lock()
+
+
+def allow_fields(max_field: int) -> None:
+    """Let the csv module's reader take fields of twice `max_field` characters.
+
+    ``csv.field_size_limit`` is one value for the whole process, read by every
+    reader on every field, so a per-flow value cannot live there: two flows
+    with different ``max_field`` running on two workers would race.  It is
+    only ever *raised* here (under a lock, to the largest need seen), which
+    can never make another reader fail; the per-step limit is enforced by the
+    `Rewriter` itself, which can then name the row and column.  The headroom
+    (2x) is what lets a field just over ``max_field`` reach that check instead
+    of the reader's own message; memory stays bounded by it.
+    """
+    need = 2 * max_field + 1
+    if csv.field_size_limit() >= need:
+        return
+    with _LIMIT_LOCK:
+        if csv.field_size_limit() < need:
+            csv.field_size_limit(need)
 
 _EOL = re.compile(r"\r\n|\r|\n")
 _EOL_BYTES = re.compile(rb"\r\n|\r|\n")
@@ -59,8 +83,9 @@ class LineSource:
     """
 
     def __init__(self, raw: IO[bytes], encoding: str, errors: str, read_size: int = CHUNK,
-                 binary: bool = False) -> None:
+                 binary: bool = False, max_line: int = MAX_LINE) -> None:
         self._raw = raw
+        self._max_line = max_line
         self._encoding = encoding
         self._errors = errors
         self._decoder = codecs.getincrementaldecoder(encoding)(errors)
@@ -133,8 +158,9 @@ class LineSource:
         while end < 0:
             if self.eof:
                 return buf[pos:]
-            if self.available() > MAX_LINE:
-                raise CsvFormatError(self.line + 1, f"a line longer than {MAX_LINE >> 20} MiB (an unterminated quote?)")
+            if self.available() > self._max_line:
+                raise CsvFormatError(self.line + 1, f"a line longer than {format_size(self._max_line)} "
+                                     "(an unterminated quote?)")
             self._fill()
             buf, pos = self.buf, self.pos
             end = _line_end_before(buf, pos, len(buf), self.eof, self._cr, self._nl)
@@ -152,8 +178,8 @@ class LineSource:
             match = self._eol.search(self.buf, self.pos)
             while match is None or (match.end() - match.start() == 1 and match.group() == self._cr
                                     and match.end() == len(self.buf) and not self.eof):
-                if self.available() > MAX_LINE:
-                    raise CsvFormatError(self.line + 1, f"a line longer than {MAX_LINE >> 20} MiB")
+                if self.available() > self._max_line:
+                    raise CsvFormatError(self.line + 1, f"a line longer than {format_size(self._max_line)}")
                 if not self._fill():
                     break
                 match = self._eol.search(self.buf, self.pos)
@@ -194,6 +220,9 @@ def _line_end_before(buf: Any, start: int, limit: int, eof: bool, cr: Any, nl: A
             break
         end = max(buf.rfind(nl, start, end), buf.rfind(cr, start, end))
     return end + 1 if end >= 0 else -1
+
+
+_FIELD_HINT = "raise max_field if the value is real, else look for an unterminated quote"
 
 
 class _Sink:
@@ -272,22 +301,29 @@ class Rewriter:
         """The reference loop over rows, from the current position until `until` characters are done."""
         start = source.consumed
         base = source.line
+        max_field = self.options.max_field
+        allow_fields(max_field)
         reader = csv.reader(source.lines(), **self.options.input.kwargs())
         row_line = base + 1
+        record_start = start
         try:
             for row in reader:
                 if source.exhausted:
                     raise CsvFormatError(
                         row_line, "the file ends inside a quoted field (unterminated quote)"
                     )
+                if source.consumed - record_start > max_field:  # only a record this long can hold such a field
+                    self._check_fields(row, row_line)
                 self._row(row, base + reader.line_num)
                 row_line = base + reader.line_num + 1
+                record_start = source.consumed
                 if until is not None and source.consumed - start >= until:
                     break
         except csv.Error as exc:
             message = str(exc)
             if "field limit" in message:
-                message += " (a field this long usually means an unterminated quote)"
+                raise CsvFormatError(row_line, f"{self._record_name()}: a value longer than max_field "
+                                     f"({max_field} characters; {_FIELD_HINT})") from None
             raise CsvFormatError(base + reader.line_num, message) from None
         except ValueError as exc:  # QUOTE_NONNUMERIC input: an unquoted value that is not a number
             raise CsvFormatError(base + reader.line_num, f"{exc} (input.quoting is 'nonnumeric')") from None
@@ -296,6 +332,18 @@ class Rewriter:
             text = self._sink.take()
             if text:
                 self.write(text)
+
+    def _record_name(self) -> str:
+        rows = self.stats.rows + (self._plan.rows if self._plan is not None else 0)
+        return f"row {rows + 1}"
+
+    def _check_fields(self, row: list[Any], line: int) -> None:
+        """Fail on the first value longer than ``max_field``, naming its row and column."""
+        limit = self.options.max_field
+        for column, value in enumerate(row, 1):
+            if isinstance(value, str) and len(value) > limit:
+                raise CsvFormatError(line, f"{self._record_name()}, column {column}: a value of {len(value)} "
+                                     f"characters, over max_field ({limit}; {_FIELD_HINT})")
 
     def _row(self, row: list[Any], line: int) -> None:
         options = self.options

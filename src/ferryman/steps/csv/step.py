@@ -11,7 +11,7 @@ times faster than that loop.
 
 Malformed input fails the item with the line number: an unterminated quote
 (even where the csv module would quietly take the rest of the file as one
-value), a field over the csv field size limit, bytes that are not valid in
+value), a value longer than ``max_field`` (named by line, row and column), bytes that are not valid in
 the input encoding (unless ``input.errors`` says otherwise), a row with
 another number of fields than the header when ``strict = true``.
 """
@@ -28,7 +28,7 @@ from ferryman.item import Item
 from ferryman.steps.base import Step, StepContext, StepResult
 from ferryman.steps.csv.config import CsvConfig
 from ferryman.steps.csv.dialect import CsvFormatError
-from ferryman.steps.csv.rewrite import CHUNK, LineSource, Rewriter, binary_safe
+from ferryman.steps.csv.rewrite import CHUNK, MAX_LINE, LineSource, Rewriter, binary_safe
 from ferryman.transports.local import os_errors
 
 
@@ -95,7 +95,8 @@ class CsvStep(Step[CsvConfig]):
                     ) from None
 
             rewriter = Rewriter(options, write, encoding if binary and binary_safe(encoding) else None)
-            lines = LineSource(raw, encoding, errors, CHUNK, binary=rewriter.binary)
+            lines = LineSource(raw, encoding, errors, CHUNK, binary=rewriter.binary,
+                               max_line=options.max_field + MAX_LINE)
             try:
                 stats = rewriter.run(lines)
                 out.write(encoder.encode("", final=True))
