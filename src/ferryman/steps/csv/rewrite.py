@@ -35,6 +35,9 @@ CHUNK = 256 << 10
 MIN_BLOCK = 16 << 10
 """Smallest block the fast path retries before a region goes through the slow path."""
 
+MAX_BLOCK = 16 << 20
+"""Largest block the fast path grows to for a record longer than `CHUNK` (longer ones take the slow path)."""
+
 MAX_LINE = 32 << 20
 """A single line longer than ``max_field`` plus this fails the file (it would have to be held in memory whole)."""
 
@@ -266,6 +269,7 @@ class Rewriter:
             self._slow(source, None)
             return self.stats
         plan, size = self._plan, CHUNK
+        max_block = max(CHUNK, min(2 * self.options.max_field, MAX_BLOCK))
         while True:
             text = source.block(size)
             if not text:
@@ -291,6 +295,8 @@ class Rewriter:
                 size = min(size * 2, CHUNK)
             elif size > MIN_BLOCK and cut != 0:
                 size = max(size // 4, MIN_BLOCK)
+            elif cut == 0 and plan.odd and not final and size < max_block:
+                size = min(max(size, CHUNK) * 4, max_block)  # a record longer than the block: a multi-MB value
             else:
                 self._slow(source, max(size, 1))
                 size = MIN_BLOCK
