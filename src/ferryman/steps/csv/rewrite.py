@@ -35,7 +35,7 @@ CHUNK = 256 << 10
 MIN_BLOCK = 16 << 10
 """Smallest block the fast path retries before a region goes through the slow path."""
 
-MAX_BLOCK = 16 << 20
+MAX_BLOCK = 4 << 20
 """Largest block the fast path grows to for a record longer than `CHUNK` (longer ones take the slow path)."""
 
 MAX_LINE = 32 << 20
