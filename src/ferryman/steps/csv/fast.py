@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import operator
 import re
 from collections.abc import Callable
 from re import _constants as sre  # type: ignore[attr-defined]
@@ -39,7 +41,7 @@ SENTINEL = "\x00"
 
 _EOL_CHARS = "\r\n"
 
-DENSE = 32
+DENSE = 8
 """Quoting unquoted fields in bulk pays while at most one character in this many needs it."""
 
 
@@ -264,11 +266,14 @@ class FastPlan:
             swapped: re.compile(conv(f"[{re.escape(''.join(chars))}]"))
             for swapped, chars in ((False, self.checks[False][1]), (True, self.checks[True][1])) if chars
         }
-        self.field_end = {
-            swapped: re.compile(conv(f"[{re.escape(delimiter + _EOL_CHARS + SENTINEL)}]"))
-            for swapped, delimiter in ((False, din.delimiter), (True, dout.delimiter))
+        # a run from such a character to the end of its field (forwards, or backwards on reversed text)
+        self.to_field_end = {
+            swapped: re.compile(conv(
+                f"([{re.escape(''.join(chars))}][^{re.escape(delimiter + _EOL_CHARS + SENTINEL)}]*)"
+            ))
+            for swapped, delimiter, chars in ((False, din.delimiter, self.checks[False][1]),
+                                              (True, dout.delimiter, self.checks[True][1])) if chars
         }
-        self.delimiters = {False: conv(din.delimiter), True: conv(dout.delimiter)}
         self.swapping = din.delimiter != dout.delimiter
         swaps = str.maketrans({din.delimiter: dout.delimiter, dout.delimiter: din.delimiter})
         try:
@@ -326,21 +331,24 @@ class FastPlan:
     def cut(self, text: Any, final: bool) -> int:
         """The end of the last record in `text` (whole lines) by quote parity; 0 when there is none.
 
-        Only meaningful when the block then passes `transform`'s structure check.
+        Only meaningful when the block then passes `transform`'s structure check.  The last record ends
+        at the last line end outside quotes: found in the outside parts of the split on quotes, joined, so
+        that a multi-MB quoted value with many lines costs a few C-level passes, not a Python loop per line.
         """
-        q = self.q
-        end = len(text)
-        odd = text.count(q) % 2
-        if final and not odd:
-            return end
-        while odd:
-            k = text.rfind(q, 0, end)
-            eol = max(text.rfind(self.nl, 0, k), text.rfind(self.cr, 0, k))
-            if eol < 0:
-                return 0
-            odd = (odd + text.count(q, eol + 1, end)) % 2
-            end = eol + 1
-        return end
+        q, sentinel = self.q, self.sentinel
+        if sentinel in text:
+            return 0
+        parts = text.split(q)
+        if len(parts) % 2:
+            return len(text)  # an even number of quotes: the block ends outside quotes
+        joined = sentinel.join(parts[0::2])
+        eol: int = max(joined.rfind(self.nl), joined.rfind(self.cr))
+        if eol < 0:
+            return 0
+        index: int = joined.count(sentinel, 0, eol)  # the outside part holding it: parts[2 * index]
+        offset: int = eol - (joined.rfind(sentinel, 0, eol) + 1)
+        before = 2 * index
+        return sum(map(len, parts[:before])) + before + offset + 1
 
     def prepare(self, block: str | bytes) -> str:
         """The text `transform` takes: a block of whole records (the file's bytes, seen as latin-1, in
@@ -429,28 +437,22 @@ class FastPlan:
 
     def _quote_unquoted(self, text: Any, swapped: bool) -> Any:
         """`text` (outside quotes) with quotes around every unquoted field that holds a character the
-        writer quotes; None when there are too many of them for this to beat the slow path."""
-        specials = self.specials[swapped]
-        if len(specials.findall(text)) * DENSE > len(text):
+        writer quotes; None when there are too many of them for this to beat the slow path.
+
+        Two regex passes that each start at such a character (a charset prefix: the regex engine skips to
+        it at C speed): forwards to the field's end, then over the reversed text to its start; each
+        match gets a quote after it.
+        """
+        run = self.to_field_end[swapped]
+        if len(self.specials[swapped].findall(text)) * DENSE > len(text):
             return None
-        find_end = self.field_end[swapped].search
-        d, cr, nl, sentinel, q = self.delimiters[swapped], self.cr, self.nl, self.sentinel, self.q
-        pieces: list[Any] = []
-        done = 0
-        for match in specials.finditer(text):
-            i = match.start()
-            if i < done:
-                continue  # a second such character in a field already quoted
-            start = max(text.rfind(d, done, i), text.rfind(cr, done, i), text.rfind(nl, done, i),
-                        text.rfind(sentinel, done, i)) + 1
-            if start == 0:
-                start = done
-            found = find_end(text, i)
-            end = found.start() if found else len(text)
-            pieces += (text[done:start], q, text[start:end], q)
-            done = end
-        pieces.append(text[done:])
-        return self.empty.join(pieces)
+        q = self.q
+        pieces = run.split(text)
+        pieces[1::2] = map(operator.add, pieces[1::2], itertools.repeat(q))
+        text = self.empty.join(pieces)[::-1]
+        pieces = run.split(text)
+        pieces[1::2] = map(operator.add, pieces[1::2], itertools.repeat(q))
+        return self.empty.join(pieces)[::-1]
 
     def _lone_empty_values(self, quotes: list[Any], values: list[Any], outs: list[Any]) -> None:
         """A record of one empty value is written as two quotes (an empty line would be no value at all)."""

@@ -35,6 +35,9 @@ CHUNK = 256 << 10
 MIN_BLOCK = 16 << 10
 """Smallest block the fast path retries before a region goes through the slow path."""
 
+MAX_BLOCK = 4 << 20
+"""Largest block the fast path grows to for a record longer than `CHUNK` (longer ones take the slow path)."""
+
 MAX_LINE = 32 << 20
 """A single line longer than ``max_field`` plus this fails the file (it would have to be held in memory whole)."""
 
@@ -266,6 +269,8 @@ class Rewriter:
             self._slow(source, None)
             return self.stats
         plan, size = self._plan, CHUNK
+        max_block = max(CHUNK, min(2 * self.options.max_field, MAX_BLOCK))
+        shrunk = False
         while True:
             text = source.block(size)
             if not text:
@@ -289,11 +294,15 @@ class Rewriter:
                 source.consume(cut, plan.lines)
                 self.stats.fast_chars += cut
                 size = min(size * 2, CHUNK)
+                shrunk = False
             elif size > MIN_BLOCK and cut != 0:
                 size = max(size // 4, MIN_BLOCK)
+                shrunk = True  # no growing again before progress: shrink and grow would loop for ever
+            elif cut == 0 and plan.odd and not final and size < max_block and not shrunk:
+                size = min(max(size, CHUNK) * 4, max_block)  # a record longer than the block: a multi-MB value
             else:
                 self._slow(source, max(size, 1))
-                size = MIN_BLOCK
+                size, shrunk = MIN_BLOCK, False
         self.stats.rows += plan.rows
         return self.stats
 
