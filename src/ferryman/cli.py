@@ -59,11 +59,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def load(path: str | None, *, need_flows: bool = False) -> LoadedConfig:
     """The config named by ``-c`` (after the subcommand, else before it), ``$FERRYMAN_CONFIG`` or
     ``./ferryman.toml``; every problem printed, exit 2."""
-    if path is None:
-        context = click.get_current_context(silent=True)
-        path = context.find_root().params.get("config_path") if context else None
     try:
-        loaded = config_module.load(path)
+        loaded = config_module.load(path or _root_config())
         if need_flows and not loaded.config.flows:
             raise ConfigError(f"{loaded.path}: no flows: declare one as [flows.NAME] with a source and steps "
                               "(`ferryman init` writes a commented example)")

@@ -166,14 +166,20 @@ class Engine:
         if item.state == State.FAILED:
             item.error_type = "PermanentError"
             log.error("%s: %s failed: %s", flow.name, item.origin, item.error)
-        else:
-            log.warning("%s: %s skipped: %s", flow.name, item.origin, item.error)
+            self._failed_without_steps(flow, item)
+            return True
+        log.warning("%s: %s skipped: %s", flow.name, item.origin, item.error)
         self.journal.finish(item)
-        if item.state == State.FAILED:
-            self.hub.failed(Failure(flow.name, item.id, item.key, item.origin, "-", item.error or "",
-                                    item.attempts, time.time()))
         self._finished(flow, item)
         return True
+
+    def _failed_without_steps(self, flow: Flow, item: Item) -> None:
+        """Journal an item that failed before any step ran (a settled tick, a problem), tell the
+        notifiers once, and the listeners."""
+        self.journal.finish(item)
+        self.hub.failed(Failure(flow.name, item.id, item.key, item.origin, "-", item.error or "",
+                                item.attempts, time.time()))
+        self._finished(flow, item)
 
     # ---- problems: trouble that is not an item's own ------------------------------------------
 
@@ -193,10 +199,7 @@ class Engine:
                     problem.item_id = item.id
                     item.state, item.error, item.error_type = State.FAILED, problem.message, "Problem"
                     log.error("%s: %s", flow_name, problem.message)
-                    self.journal.finish(item)
-                    self.hub.failed(Failure(flow_name, item.id, item.key, item.origin, "-", problem.message,
-                                            item.attempts, time.time()))
-                    self._finished(flow, item)
+                    self._failed_without_steps(flow, item)
                 return
             log.info("%s: cleared: %s", flow_name, problem.message)
             stored = self.journal.get(problem.item_id) if problem.item_id else None

@@ -60,19 +60,12 @@ class SqlStep(Step[SqlConfig]):
     def run(self, item: Item, ctx: StepContext) -> StepResult:
         import psycopg
 
-        conn_config = self.flow.connection(self.config.connection, "postgres")
-        assert isinstance(conn_config, PostgresConnection)
         values = ctx.values()
         params = {name: templates.render(t, values) for name, t in self.config.params.items()}
-        extra: dict[str, Any] = {"connect_timeout": 10}
-        if conn_config.password is not None:
-            extra["password"] = conn_config.password.reveal()
-        if self.config.database:
-            extra["dbname"] = templates.render(self.config.database, values)
-        if self.config.timeout:
-            extra["options"] = f"-c statement_timeout={int(self.config.timeout * 1000)}"
+        dsn, extra = connect_args(self.flow, self.config.connection, self.config.database, self.config.timeout,
+                                  values)
         try:
-            with psycopg.connect(conn_config.dsn.reveal(), **extra) as conn, conn.cursor() as cursor:
+            with psycopg.connect(dsn, **extra) as conn, conn.cursor() as cursor:
                 cursor.execute(self.config.statement, params or None)
                 returned = len(cursor.fetchall()) if cursor.description is not None else None
                 affected = cursor.rowcount if cursor.rowcount >= 0 else None
@@ -86,6 +79,23 @@ class SqlStep(Step[SqlConfig]):
         elif affected is not None:
             outputs["rows_affected"] = affected
         return StepResult(outputs=outputs)
+
+
+def connect_args(flow: Any, connection: str, database: str | None, timeout: float | None,
+                 values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The dsn and libpq keywords of a ``postgres`` connection for one item: its separate
+    ``password`` handed to libpq directly (never put into a string), the rendered ``database``,
+    a statement timeout."""
+    conn_config = flow.connection(connection, "postgres")
+    assert isinstance(conn_config, PostgresConnection)
+    extra: dict[str, Any] = {"connect_timeout": 10}
+    if conn_config.password is not None:
+        extra["password"] = conn_config.password.reveal()
+    if database:
+        extra["dbname"] = templates.render(database, values)
+    if timeout:
+        extra["options"] = f"-c statement_timeout={int(timeout * 1000)}"
+    return conn_config.dsn.reveal(), extra
 
 
 def server_message(exc: Exception) -> str:

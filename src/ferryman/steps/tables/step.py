@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ferryman import templates
-from ferryman.connections import PostgresConnection
 from ferryman.errors import FerrymanError, PermanentError, TransientError
 from ferryman.item import Item
 from ferryman.steps.base import Step, StepContext, StepResult
-from ferryman.steps.sql import server_message
+from ferryman.steps.sql import connect_args, server_message
 from ferryman.steps.tables.config import SqlExportConfig
 from ferryman.steps.tables.select import LISTING, Table, plan
 from ferryman.steps.tables.write import create_sqlite, to_csv, to_sqlite
@@ -44,22 +43,12 @@ class SqlExportStep(Step[SqlExportConfig]):
     def run(self, item: Item, ctx: StepContext) -> StepResult:
         import psycopg
 
-        conn_config = self.flow.connection(self.config.connection, "postgres")
-        assert isinstance(conn_config, PostgresConnection)
         values = ctx.values()
-        extra: dict[str, Any] = {"connect_timeout": 10}
-        # A postgres connection may also hold its password apart from the dsn (where the pg_dump step's
-        # branch adds it); it is handed to libpq directly, never put into a string.
-        password = getattr(conn_config, "password", None)
-        if password is not None:
-            extra["password"] = password.reveal()
-        if self.config.database:
-            extra["dbname"] = templates.render(self.config.database, values)
-        if self.config.timeout:
-            extra["options"] = f"-c statement_timeout={int(self.config.timeout * 1000)}"
+        dsn, extra = connect_args(self.flow, self.config.connection, self.config.database, self.config.timeout,
+                                  values)
         counts: dict[str, int] = {}
         files: list[Path] = []
-        with self._errors() as where, psycopg.connect(conn_config.dsn.reveal(), **extra) as conn:
+        with self._errors() as where, psycopg.connect(dsn, **extra) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             database = conn.info.dbname
